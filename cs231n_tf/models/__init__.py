@@ -1,0 +1,14 @@
+"""Model builders and their registry.
+
+``build(name, input_shape, num_classes, **options)`` makes any registered model;
+``list()`` names them. Every builder returns an uncompiled ``tf.keras.Model`` producing logits.
+"""
+
+from cs231n_tf.models.registry import ModelSpec, build, get_spec, list_models, register
+
+# Importing a module registers its builders.
+from cs231n_tf.models import basic  # noqa: F401,E402
+
+list = list_models  # noqa: A001 - the issue's public name; list_models is the unshadowing alias
+
+__all__ = ["ModelSpec", "build", "get_spec", "list", "list_models", "register"]

@@ -1,0 +1,131 @@
+"""Name -> builder registry for every model in the package.
+
+A builder is a plain function ``fn(input_shape, num_classes, **options) -> tf.keras.Model`` in
+the style of ``keras.applications``: it returns an uncompiled functional model whose output is
+logits (no softmax), so the trainer, the exporters and the compressors can treat all models alike.
+"""
+
+import dataclasses
+import inspect
+
+from cs231n_tf.errors import ConfigError, InputTypeError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one builder."""
+
+    name: str
+    builder: object
+    family: str
+    summary: str
+    canonical_input_shape: tuple
+    canonical_num_classes: int
+    reference_params: int = None
+    reference: str = ""
+
+    def options(self):
+        """Keyword options the builder accepts beyond ``input_shape`` and ``num_classes``."""
+        sig = inspect.signature(self.builder)
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.name not in ("input_shape", "num_classes") and p.kind == p.KEYWORD_ONLY
+        }
+
+
+_REGISTRY = {}
+
+
+def register(
+    name,
+    *,
+    family,
+    canonical_input_shape,
+    canonical_num_classes,
+    reference_params=None,
+    reference="",
+):
+    """Decorator adding a builder to the registry under ``name``.
+
+    ``reference_params`` is the trainable parameter count of the reference implementation at the
+    canonical input shape and class count; tests check the builder against it.
+    """
+
+    def decorate(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        doc = inspect.getdoc(fn) or ""
+        _REGISTRY[name] = ModelSpec(
+            name=name,
+            builder=fn,
+            family=family,
+            summary=doc.splitlines()[0] if doc else "",
+            canonical_input_shape=tuple(canonical_input_shape),
+            canonical_num_classes=int(canonical_num_classes),
+            reference_params=reference_params,
+            reference=reference,
+        )
+        return fn
+
+    return decorate
+
+
+def _ensure_loaded():
+    # Builders register themselves on import; importing the package's model modules is enough.
+    import cs231n_tf.models  # noqa: F401
+
+
+def list_models():
+    """Sorted names of every registered model."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name):
+    """The :class:`ModelSpec` for ``name``; unknown names list the known ones."""
+    _ensure_loaded()
+    if not isinstance(name, str):
+        raise InputTypeError(f"model name must be a string, got {type(name).__name__}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def check_input_shape(input_shape, *, min_size=1):
+    """Validate an ``(H, W, C)`` image shape and return it as a tuple of ints."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input_shape must be (height, width, channels), got {input_shape!r}") from None
+    if len(shape) != 3 or any(d <= 0 for d in shape):
+        raise ConfigError(f"input_shape must be three positive ints (H, W, C), got {input_shape!r}")
+    if min(shape[:2]) < min_size:
+        raise ConfigError(
+            f"input_shape {shape} is too small for this model: height and width must be at least {min_size}"
+        )
+    return shape
+
+
+def build(name, input_shape=None, num_classes=None, **options):
+    """Build model ``name`` for ``input_shape`` (H, W, C) and ``num_classes`` classes.
+
+    Missing ``input_shape``/``num_classes`` default to the model's canonical ones. Options the
+    builder does not accept raise :class:`ConfigError` naming the accepted ones.
+    """
+    spec = get_spec(name)
+    input_shape = spec.canonical_input_shape if input_shape is None else input_shape
+    num_classes = spec.canonical_num_classes if num_classes is None else num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
+    accepted = spec.options()
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} does not accept option(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(sorted(accepted)) or 'none'}"
+        )
+    return spec.builder(input_shape=tuple(input_shape), num_classes=num_classes, **options)
