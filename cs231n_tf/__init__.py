@@ -19,15 +19,25 @@ from cs231n_tf.errors import Cs231nError  # noqa: E402
 
 
 def _check_keras2():
-    import tensorflow as tf
+    """Fail early and clearly if Keras 2 cannot be what ``tf.keras`` resolves to.
 
-    name = getattr(tf.keras, "__name__", "")
-    if not name.startswith("tf_keras"):
-        raise ImportError(
-            "cs231n_tf needs Keras 2 behind tf.keras (tf_keras), but tf.keras is "
-            f"{name!r}. Import cs231n_tf before anything accesses tf.keras, or set "
-            "TF_USE_LEGACY_KERAS=1 in the environment, and install tf-keras."
-        )
+    Does not import TensorFlow itself (so ``cs231n-tf --help`` stays fast); if TensorFlow is
+    already imported, checks what ``tf.keras`` actually is.
+    """
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("tf_keras") is None:
+        raise ImportError("cs231n_tf needs Keras 2: install tf-keras (pip install 'tf-keras~=2.21.0')")
+    tf = sys.modules.get("tensorflow")
+    keras_module = sys.modules.get("tensorflow.keras") or sys.modules.get("keras")
+    if tf is not None and keras_module is not None and "tf_keras" not in getattr(keras_module, "__name__", ""):
+        name = getattr(tf.keras, "__name__", "")
+        if not name.startswith("tf_keras"):
+            raise ImportError(
+                "cs231n_tf needs Keras 2 behind tf.keras (tf_keras), but tf.keras is "
+                f"{name!r}: import cs231n_tf before anything accesses tf.keras, or set TF_USE_LEGACY_KERAS=1."
+            )
 
 
 _check_keras2()

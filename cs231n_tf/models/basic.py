@@ -151,3 +151,33 @@ def lenet300_100(input_shape, num_classes, *, activation="relu"):
     x = layers.Dense(100, activation=activation, name="fc2")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     return tf.keras.Model(inputs, outputs, name="lenet300_100")
+
+
+@register("small_convnet", family="convolutional", canonical_input_shape=(32, 32, 3), canonical_num_classes=10,
+          reference_params=(3 * 3 * 3 * 32 + 2 * 32) + (3 * 3 * 32 * 32 + 2 * 32) + (3 * 3 * 32 * 64 + 2 * 64)
+          + (3 * 3 * 64 * 64 + 2 * 64) + (64 * 10 + 10),
+          reference="this package: a VGG-style net sized for 8x8 to 32x32 images (count computed by hand)")
+def small_convnet(input_shape, num_classes, *, width=32, dropout=0.3):
+    """Small VGG-style CNN: 2 x {[conv3x3 - BN - ReLU] x 2 - 2x2 max pool} - global avg pool - dropout - affine.
+
+    The package's default model: the lecture 9 recipe (stacked 3x3 convolutions, batchnorm,
+    downsampling by pooling, global average pooling instead of big fully connected layers) at a
+    size that trains in seconds on a CPU.
+    """
+    input_shape = check_input_shape(input_shape, min_size=4)
+    (width,) = _dims("width", [width])
+    dropout = _check_rate("dropout", dropout)
+    inputs = layers.Input(input_shape, name="images")
+    x = inputs
+    for stage, filters in enumerate((width, 2 * width), start=1):
+        for i in (1, 2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                              name=f"conv{stage}_{i}")(x)
+            x = layers.BatchNormalization(name=f"bn{stage}_{i}")(x)
+            x = layers.ReLU(name=f"relu{stage}_{i}")(x)
+        x = layers.MaxPool2D(2, name=f"pool{stage}")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.Model(inputs, outputs, name="small_convnet")

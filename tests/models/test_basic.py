@@ -10,7 +10,7 @@ def trainable_params(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-@pytest.mark.parametrize("name", ["two_layer_net", "fc_net", "three_layer_convnet", "lenet5", "lenet300_100"])
+@pytest.mark.parametrize("name", ["two_layer_net", "fc_net", "three_layer_convnet", "lenet5", "lenet300_100", "small_convnet"])
 def test_reference_parameter_counts(name):
     spec = models.get_spec(name)
     model = models.build(name)

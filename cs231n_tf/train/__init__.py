@@ -1,0 +1,1 @@
+"""Training: the tf.function loop, strategies, checkpoints, logging and training tools."""

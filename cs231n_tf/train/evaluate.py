@@ -1,0 +1,68 @@
+"""Reopen a finished (or interrupted) run: rebuild its model from ``config.json`` and restore weights.
+
+Runs are reopened by rebuilding the model from the registry and restoring a TensorFlow checkpoint,
+never by deserialising code, so opening a run directory from elsewhere cannot execute anything.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from cs231n_tf import data as data_lib
+from cs231n_tf.errors import RunDirError
+from cs231n_tf.train import config as config_lib
+from cs231n_tf.train.trainer import CHECKPOINT_DIR, build_model
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    run_dir: str
+    config: config_lib.TrainConfig
+    run_config: dict
+    model: tf.keras.Model
+    checkpoint: str
+
+    def load_data(self, batch_size=None):
+        c = self.config
+        return data_lib.load(c.dataset, batch_size=batch_size or c.batch_size, data_dir=c.data_dir,
+                             validation_fraction=c.validation_fraction, split_seed=c.split_seed)
+
+
+def load_run(run_dir, checkpoint=None):
+    """Rebuild the run's model and restore ``checkpoint`` (default: the latest)."""
+    run_config = config_lib.load_run_config(run_dir)
+    config = config_lib.TrainConfig.from_json(run_config["train"])
+    ckpt_dir = os.path.join(run_dir, CHECKPOINT_DIR)
+    path = checkpoint or tf.train.latest_checkpoint(ckpt_dir)
+    if not path:
+        raise RunDirError(f"run directory {run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
+    m = run_config["model"]
+    model = build_model(config, tuple(m["input_shape"]), int(m["num_classes"]))
+    try:
+        status = tf.train.Checkpoint(model=model).restore(path)
+        status.expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as exc:
+        raise RunDirError(f"cannot restore checkpoint {path!r}: {str(exc).splitlines()[0]}") from exc
+    return LoadedRun(os.path.abspath(run_dir), config, run_config, model, path)
+
+
+def predict_logits(model, dataset):
+    """Logits (float32 NumPy) and labels of a batched ``(x, y)`` dataset."""
+    logits, labels = [], []
+    fn = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+    for x, y in dataset:
+        logits.append(fn(x).numpy())
+        labels.append(y.numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def evaluate_run(run_dir, split="test", checkpoint=None):
+    """Loss and accuracy of a run's model on ``split``; returns a dict."""
+    run = load_run(run_dir, checkpoint)
+    data = run.load_data()
+    logits, labels = predict_logits(run.model, data.split(split))
+    loss = tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True).numpy().mean()
+    return {"run_dir": run.run_dir, "checkpoint": run.checkpoint, "split": split, "examples": int(len(labels)),
+            "loss": float(loss), "accuracy": float((logits.argmax(-1) == labels).mean())}
