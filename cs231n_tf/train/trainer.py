@@ -68,6 +68,20 @@ def decayed_variables(model):
                                                         "embeddings", "recurrent_kernel")]
 
 
+def random_generators(model):
+    """The ``tf.random.Generator`` of every random layer (dropout, noise, stochastic depth...).
+
+    Keras keeps them out of checkpoints on purpose (they are exposed to SavedModel only), but an
+    exact resume needs their state, so the trainer checkpoints them under the layer names.
+    """
+    found = {}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        generator = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+        if generator is not None:
+            found[layer.name] = generator
+    return found
+
+
 def build_model(config, input_shape, num_classes):
     """Build the configured model under its dtype policy, restoring the global policy after."""
     previous = tf.keras.mixed_precision.global_policy()
@@ -138,7 +152,8 @@ class Trainer:
             self.acc_correct = var(0, tf.int64)
             self.acc_count = var(0, tf.int64)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
-                                              epoch=self.epoch, step_in_epoch=self.step_in_epoch)
+                                              epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                                              random_generators=random_generators(self.model))
         # Non-chief workers of a multi-worker run must save too (collectives), but to a scratch dir.
         self.ckpt_dir = ckpt_dir if self.chief else os.path.join(self.run_dir, f".scratch-{worker_id(self.strategy)}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.ckpt_dir, max_to_keep=config.keep_checkpoints)

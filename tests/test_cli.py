@@ -1,0 +1,112 @@
+"""User mistakes get one line on stderr and exit code 2; the commands do their job."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cs231n_tf import cli
+
+TINY = ["--model", "two_layer_net", "--model-option", "hidden_dim=16", "--epochs", "1", "--lr", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("cli") / "run")
+    assert cli.main(["train", "--out", out] + TINY) == 0
+    return out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--model", "resnet9000"], "unknown model 'resnet9000'; known models:"),
+    (["train", "--dataset", "imagenet"], "unknown data set 'imagenet'"),
+    (["train", "--dataset", "cifar10", "--data-dir", "{tmp}/none"], "data set 'cifar10' not found in"),
+    (["train", "--dataset", "npz:{tmp}/missing.npz"], "does not exist"),
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
+    (["train", "--lr", "-1"], "--lr: expected a positive finite number"),
+    (["train", "--batch-size", "many"], "--batch-size: expected a positive integer"),
+    (["train", "--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
+    (["train", "--mixed-precision", "fp8"], "invalid choice"),
+    (["train", "--model-option", "noequals"], "expected KEY=VALUE"),
+    (["train", "--model", "two_layer_net", "--model-option", "width=3"], "does not accept option(s) width"),
+    (["train", "--resume"], "--resume needs --out"),
+    (["evaluate", "--run", "{tmp}/nowhere"], "does not exist"),
+    (["export", "--run", "{tmp}/nowhere"], "does not exist"),
+    (["export", "--run", "{tmp}", "--format", "onnx"], "invalid choice"),
+    (["evaluate"], "the following arguments are required: --run"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_user_mistakes_one_line_exit_2(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_corrupt_and_incomplete_run_directories(tmp_path, capsys, run_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["evaluate", "--run", str(empty)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(open(os.path.join(run_dir, "config.json")).read())
+    assert cli.main(["export", "--run", str(broken)]) == 2
+    assert "has no checkpoint" in capsys.readouterr().err
+    (broken / "config.json").write_text("{")
+    assert cli.main(["evaluate", "--run", str(broken)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_resume_rejects_changed_settings(capsys, run_dir):
+    assert cli.main(["train", "--out", run_dir, "--resume", "--model", "lenet5"]) == 2
+    assert "these differ from it: model" in capsys.readouterr().err
+
+
+def test_train_refuses_existing_run_without_resume(capsys, run_dir):
+    assert cli.main(["train", "--out", run_dir] + TINY) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_nan_guard_exit_code(tmp_path, capsys):
+    code = cli.main(["train", "--out", str(tmp_path / "nan"), "--model", "two_layer_net", "--optimizer", "sgd",
+                     "--lr", "10000", "--epochs", "2", "--checkpoint-every", "1"])
+    assert code == 3
+    assert "non-finite loss" in capsys.readouterr().err
+
+
+def test_evaluate_prints_json(capsys, run_dir):
+    assert cli.main(["evaluate", "--run", run_dir]) == 0
+    result = json.loads(capsys.readouterr().out)
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_export_default_location_is_saved_models_run_name(tmp_path, monkeypatch, capsys, run_dir):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export", "--run", run_dir, "--format", "tflite"]) == 0
+    assert (tmp_path / "saved_models" / "run" / "model_none.tflite").is_file()
+    assert (tmp_path / "saved_models" / "run" / "model_none.tflite.report.json").is_file()
+
+
+def test_models_and_datasets_listings(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5" in out and "61,706" in out
+    assert cli.main(["datasets"]) == 0
+    assert "digits" in capsys.readouterr().out
+
+
+def test_real_process_mistake_prints_exactly_one_stderr_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cs231n_tf.cli", "train", "--model", "nope"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("cs231n-tf train: unknown model 'nope'")
+
+
+def test_help_for_every_command():
+    for command in ("train", "evaluate", "export", "models", "datasets"):
+        out = subprocess.run([sys.executable, "-m", "cs231n_tf.cli", command, "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "usage: cs231n-tf " + command in out.stdout
