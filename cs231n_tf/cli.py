@@ -137,6 +137,29 @@ def _add_train_flags(p):
     g.add_argument("--deterministic", action="store_true", default=None, help="enable TensorFlow op determinism")
 
 
+# Commands that live beside the code they drive. Each module defines ``add_parser(subparsers)``
+# (registering one sub-command with the helpers above) and ``run(args) -> int``; it must import only
+# the standard library at module level so that `cs231n-tf --help` stays fast.
+COMMAND_MODULES = {
+    "search": "cs231n_tf.train.search_command",
+    "finetune": "cs231n_tf.train.finetune_command",
+    "compress": "cs231n_tf.compress.command",
+}
+
+
+def _command_module(name):
+    import importlib
+
+    target = COMMAND_MODULES[name]
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        # Only the command's own module (or its package) being absent means "not installed here".
+        if exc.name is None or not (target == exc.name or target.startswith(exc.name + ".")):
+            raise
+        return None
+
+
 def build_parser():
     parser = _Parser(prog=PROG, description="Stanford CS231n (2017) in TensorFlow: train, evaluate and ship models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -172,6 +195,11 @@ def build_parser():
                        description="List data sets; --download fetches a tfds data set (needs network).")
     p.add_argument("--download", metavar="NAME", help="download and prepare this tfds data set")
     p.add_argument("--data-dir", help="tfds data directory")
+
+    for name in COMMAND_MODULES:
+        module = _command_module(name)
+        if module is not None:
+            module.add_parser(sub)
     return parser
 
 
@@ -294,6 +322,8 @@ def main(argv=None):
         try:
             if args.command == "train":
                 return _cmd_train(args, strategy)
+            if args.command in COMMAND_MODULES:
+                return _command_module(args.command).run(args)
             return {"evaluate": _cmd_evaluate, "export": _cmd_export, "models": _cmd_models,
                     "datasets": _cmd_datasets}[args.command](args)
         except NonFiniteLossError as exc:
