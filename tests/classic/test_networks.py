@@ -10,6 +10,12 @@ from cs231n_tf.errors import ConfigError, DataError, ShapeError
 from cs231n_tf.ops.gradcheck import numerical_gradient, relative_error
 
 
+# The networks' gradients are checked through the scalar loss (~1-2), whose rounding error over
+# 2h = 2e-5 is ~1e-11: the two-layer test's W1 has an entry of 3.3e-5 whose centred difference is
+# off by 4e-7 relative however exact the backward pass, so 1e-6 is the bound here, not 1e-7.
+NET_TOL = 1e-6
+
+
 def max_gradient_error(net, x, y):
     """Worst relative error between ``net.loss`` gradients and numerical ones, over all params."""
     _, grads = net.loss(x, y)
@@ -77,13 +83,13 @@ def test_two_layer_net_gradients(small):
     x, y = small
     net = TwoLayerNet(input_dim=5, hidden_dim=7, num_classes=4, weight_scale=0.5, reg=0.3, dtype=tf.float64)
     assert sorted(net.params) == ["W1", "W2", "b1", "b2"]
-    assert max_gradient_error(net, x, y) < 1e-6
+    assert max_gradient_error(net, x, y) < NET_TOL
 
 
-@pytest.mark.parametrize("normalization, dropout, tolerance", [
-    (None, 0.0, 1e-6), (None, 0.25, 1e-6), ("batchnorm", 0.25, 1e-5), ("layernorm", 0.25, 1e-5),
+@pytest.mark.parametrize("normalization, dropout", [
+    (None, 0.0), (None, 0.25), ("batchnorm", 0.0), ("batchnorm", 0.25), ("layernorm", 0.25),
 ])
-def test_fully_connected_net_gradients(small, normalization, dropout, tolerance):
+def test_fully_connected_net_gradients(small, normalization, dropout):
     x, y = small
     net = FullyConnectedNet([6, 5], input_dim=5, num_classes=4, dropout=dropout, normalization=normalization,
                             reg=0.2, weight_scale=0.5, dtype=tf.float64, seed=1, dropout_seed=7)
@@ -92,7 +98,7 @@ def test_fully_connected_net_gradients(small, normalization, dropout, tolerance)
     for name in net.params:
         if not name.startswith("W"):
             net.params[name].assign(net.params[name] + 0.3 * rng.normal(size=net.params[name].shape))
-    assert max_gradient_error(net, x, y) < tolerance
+    assert max_gradient_error(net, x, y) < NET_TOL
     expected = {"W1", "b1", "W2", "b2", "W3", "b3"}
     if normalization:
         expected |= {"gamma1", "beta1", "gamma2", "beta2"}
@@ -106,7 +112,7 @@ def test_three_layer_convnet_gradients():
     net = ThreeLayerConvNet(input_dim=(6, 6, 2), num_filters=3, filter_size=3, hidden_dim=3, num_classes=4,
                             weight_scale=0.3, reg=0.1, dtype=tf.float64, seed=0)
     assert net.params["W1"].shape == (3, 3, 2, 3) and net.params["W2"].shape == (3 * 3 * 3, 3)
-    assert max_gradient_error(net, x, y) < 1e-6
+    assert max_gradient_error(net, x, y) < NET_TOL
 
 
 # --- forward pass and state ----------------------------------------------------------------------

@@ -168,6 +168,15 @@ def test_dropout_keeps_the_mean_and_scales_survivors():
     assert abs(out.mean() - 2.0) < 0.03
 
 
+def test_dropout_equals_tensorflow_stateless_dropout():
+    # Same stateless generator, same seed, same keep rule (uniform >= rate) and scale 1/(1-rate):
+    # TF's own inverted dropout gives the identical float32 output.
+    x = tf.constant(np.random.default_rng(9).standard_normal((30, 40)), tf.float32)
+    for rate, seed in ((0.3, 5), (0.75, 11)):
+        expected = tf.nn.experimental.stateless_dropout(x, rate, seed=[seed, 0])
+        np.testing.assert_array_equal(ops.dropout(x, rate, training=True, seed=seed), expected)
+
+
 def test_dropout_is_identity_at_test_time_and_when_rate_is_zero(rng):
     x = normal(rng, 5, 6)
     np.testing.assert_array_equal(ops.dropout(x, 0.5, training=False), x)
