@@ -1,0 +1,72 @@
+"""``cs231n-tf search``: random hyperparameter search from the shell (see :mod:`cs231n_tf.train.search`).
+
+Only the standard library is imported at module level, so ``cs231n-tf --help`` stays fast.
+"""
+
+import argparse
+
+SEARCH_FLAGS = ("trials", "param", "refine")
+
+
+def add_parser(subparsers):
+    from cs231n_tf import cli
+
+    p = subparsers.add_parser(
+        "search", help="random hyperparameter search (log-uniform, coarse to fine)",
+        description="Random search (Bergstra & Bengio 2012): each trial is a run directory DIR/trial-NNN "
+                    "trained with values drawn for every --param; results.csv and search.png land in DIR. "
+                    "Re-running the same command skips finished trials and resumes unfinished ones. "
+                    "Example: cs231n-tf search --model two_layer_net --trials 8 --epochs 3 "
+                    "--param lr=1e-4:1e-1:log --param weight_decay=0:1e-3:linear --out runs/search")
+    cli._add_train_flags(p)
+    # The train flags' --out and --resume read differently for a search.
+    p._option_string_actions["--out"].help = "search directory (required): trial-NNN/, results.csv, search.png"
+    p._option_string_actions["--resume"].help = "accepted for symmetry with train; a search always resumes"
+    p._option_string_actions["--seed"].help = ("seed of the trials' sampling and of every trial's initialisation "
+                                               "(default 0)")
+    g = p.add_argument_group("search")
+    g.add_argument("--param", action="append", required=True, metavar="NAME=LOW:HIGH:SCALE",
+                   help="a searched train option or model option: NAME=LOW:HIGH:log, NAME=LOW:HIGH:linear or "
+                        "NAME=choice:A,B,C (repeatable), e.g. --param lr=1e-5:1e-1:log --param batch_size=choice:32,64")
+    g.add_argument("--trials", type=cli._positive_int, default=8, help="trials per round (default 8)")
+    g.add_argument("--refine", type=cli._non_negative_int, default=0, metavar="K",
+                   help="then a second round of --trials trials over ranges narrowed around the best K "
+                        "(default 0: off)")
+
+
+def _base_config(args):
+    """The train flags as a TrainConfig, through the train command's own conversion."""
+    from cs231n_tf import cli
+
+    train_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in SEARCH_FLAGS})
+    train_args.resume, train_args.out = False, None
+    return cli._train_config(train_args)
+
+
+def run(args):
+    from cs231n_tf.errors import ConfigError
+    from cs231n_tf.train import search
+
+    if not args.out:
+        raise ConfigError("--out DIR is required: the search directory that holds the trials and results.csv")
+    if args.strategy in ("multi_worker", "tpu"):
+        raise ConfigError(f"--strategy {args.strategy} is not supported by search, which trains its trials one "
+                          "after another on this machine; use default, one_device or mirrored")
+    specs = [search.parse_param(text) for text in args.param]
+    given = {k for k, v in vars(args).items() if v is not None and k not in SEARCH_FLAGS}
+    options = dict(args.model_option or [])
+    for spec in specs:
+        if spec.name in given or spec.name in options:
+            flag = f"--{spec.name.replace('_', '-')}" if spec.name in given else f"--model-option {spec.name}"
+            raise ConfigError(f"--param {spec.name}: also fixed by {flag}; give it once")
+    base = _base_config(args)
+    result = search.run_search(base, specs, trials=args.trials, out=args.out, seed=args.seed or 0,
+                               refine_top=args.refine, log=print)
+    print(search.format_table(result.rows, result.rounds[0]))
+    print(f"trained {len(result.trained)} trial(s), {len(result.rows) - len(result.trained)} already done")
+    best = result.best
+    print("best: " + best["trial"] + " " + " ".join(f"{k}={v}" for k, v in best["values"].items())
+          + f" val_accuracy={best['val_accuracy']:.4f}")
+    print(f"results: {result.csv_path}")
+    print(f"plot: {result.plot_path}")
+    return 0
