@@ -1,0 +1,61 @@
+"""``cs231n-tf finetune``: transfer a trained run to another data set (lecture 7).
+
+Imports only the standard library at module level so that ``cs231n-tf --help`` stays fast; the
+work is :func:`cs231n_tf.train.transfer.finetune`.
+"""
+
+import argparse
+
+
+def _blocks(text):
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'all', got {text!r}")
+    return value
+
+
+def add_parser(subparsers):
+    from cs231n_tf.cli import _non_negative_int, _non_negative_float, _positive_float, _positive_int
+
+    p = subparsers.add_parser(
+        "finetune", help="transfer a trained run to a new data set (new head, then fine-tune the top)",
+        description="Take a trained run, replace its head for --dataset's classes, train the head alone "
+                    "(--head-epochs at --lr), then unfreeze the last --unfreeze-blocks blocks and fine-tune "
+                    "(--finetune-epochs at --finetune-lr). The result is a run directory that `evaluate` and "
+                    "`export` accept.")
+    p.add_argument("--run", required=True, help="source run directory written by `train`")
+    p.add_argument("--dataset", required=True, help="target data set: digits, npz:PATH, folder:PATH, a tfds name")
+    p.add_argument("--out", required=True, help="output run directory (must not hold a run)")
+    p.add_argument("--head-epochs", type=_non_negative_int, default=5,
+                   help="epochs training the new head only (default 5)")
+    p.add_argument("--unfreeze-blocks", type=_blocks, default=1,
+                   help="blocks below the head to fine-tune after the head phase, or 'all' (default 1)")
+    p.add_argument("--finetune-epochs", type=_non_negative_int, default=5, help="fine-tuning epochs (default 5)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate of the head phase (default 1e-3)")
+    p.add_argument("--finetune-lr", type=_positive_float, default=1e-4,
+                   help="learning rate of the fine-tuning phase (default 1e-4)")
+    p.add_argument("--batch-size", type=_positive_int, help="batch size (default: the source run's)")
+    p.add_argument("--seed", type=_non_negative_int, help="random seed (default: the source run's)")
+    p.add_argument("--validation-fraction", type=_non_negative_float,
+                   help="share of the target training data held out (default: the source run's)")
+    p.add_argument("--train-batchnorm", action="store_true",
+                   help="also train (and re-estimate) BatchNormalization layers of unfrozen blocks")
+    return p
+
+
+def run(args):
+    from cs231n_tf.train.transfer import finetune
+
+    result = finetune(args.run, args.dataset, args.out, head_epochs=args.head_epochs,
+                      unfreeze_blocks=args.unfreeze_blocks, finetune_epochs=args.finetune_epochs, lr=args.lr,
+                      finetune_lr=args.finetune_lr, batch_size=args.batch_size, seed=args.seed,
+                      validation_fraction=args.validation_fraction, train_batchnorm=args.train_batchnorm)
+    m = result.metrics
+    print(f"done: test_accuracy={m['test_accuracy']:.4f} steps={m['steps']} wall={m['wall_seconds']:.1f}s")
+    print(f"run directory: {result.run_dir}")
+    return 0
