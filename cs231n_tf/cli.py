@@ -100,6 +100,30 @@ def _model_option(text):
     return key, value
 
 
+def _unit_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _step_list(text):
+    try:
+        steps = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step numbers, e.g. 32000,48000, got {text!r}") from None
+    if any(s < 1 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise argparse.ArgumentTypeError(f"expected strictly increasing positive step numbers, got {text!r}")
+    return steps
+
+
+def _name_list(text):
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 # Train flags whose value may change when a run is resumed; any other flag must match the run.
 _RESUMABLE = ("epochs", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "steps_per_execution")
 
@@ -115,9 +139,34 @@ def _add_train_flags(p):
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=_positive_int, help="number of epochs (default 30)")
     g.add_argument("--batch-size", type=_positive_int, help="global batch size, split over replicas (default 64)")
-    g.add_argument("--optimizer", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default), adamw")
-    g.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-3)")
-    g.add_argument("--weight-decay", type=_non_negative_float, help="L2 penalty 0.5*wd*sum(w^2) on kernels (default 0)")
+    g.add_argument("--optimizer", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default), adamw (Keras's); "
+                                       "course_sgd, course_momentum, course_nesterov, course_adagrad, course_rmsprop, "
+                                       "course_adam (the course's update rules)")
+    g.add_argument("--lr", type=_positive_float, help="learning rate, the peak of any schedule (default 1e-3)")
+    g.add_argument("--lr-schedule", choices=["constant", "step", "exponential", "cosine"],
+                   help="learning-rate schedule over epochs*steps_per_epoch steps (default constant)")
+    g.add_argument("--lr-decay-factor", type=_positive_float, help="step schedule: multiply the rate by this (default 0.1)")
+    g.add_argument("--lr-decay-epochs", type=_positive_float,
+                   help="step schedule: decay every this many epochs (default: at 50%% and 75%% of the run)")
+    g.add_argument("--lr-boundaries", type=_step_list, metavar="STEP,STEP,...",
+                   help="step schedule: decay at these optimizer steps, e.g. 32000,48000")
+    g.add_argument("--lr-final", type=_non_negative_float,
+                   help="exponential/cosine schedule: rate at the last step (default lr/100 and 0)")
+    g.add_argument("--warmup-epochs", type=_non_negative_float, help="linear warm-up from 0 to --lr (default 0)")
+    g.add_argument("--clip-norm", type=_positive_float, help="clip the gradient's global norm to this (tf.clip_by_global_norm)")
+    g.add_argument("--clip-value", type=_positive_float, help="clip each gradient element to [-v, v]")
+    g.add_argument("--weight-decay", type=_non_negative_float,
+                   help="penalty strength wd on kernels, not biases/norms (default 0); see --penalty")
+    g.add_argument("--penalty", choices=["l2", "l1", "elastic"],
+                   help="l2: 0.5*wd*sum(w^2) (default); l1: wd*sum|w|; elastic: wd*(r*sum|w| + (1-r)*0.5*sum(w^2))")
+    g.add_argument("--l1-ratio", type=_unit_float, help="elastic penalty: the L1 share r (default 0.5)")
+    g.add_argument("--init", help="kernel initializer: small_random, large_random, xavier, he, xavier_uniform, "
+                                  "he_uniform, ... or a Keras initializer name (default: the model's own)")
+    g.add_argument("--augment", type=_name_list, metavar="NAME[:V],...",
+                   help="training augmentation: flip, crop[:PAD] (default 4), resized_crop[:MIN_AREA], "
+                        "color[:STRENGTH], pca_lighting[:SIGMA]; e.g. --augment flip,crop")
+    g.add_argument("--preprocessing", choices=["channel", "mean_image"],
+                   help="channel: per-channel mean/std (default); mean_image: subtract the per-pixel mean image")
     g.add_argument("--seed", type=_non_negative_int, help="random seed (default 0)")
     g.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (resumable)")
     g = p.add_argument_group("run directory and checkpoints")
@@ -264,14 +313,11 @@ def _cmd_models(args):
     from cs231n_tf import models
 
     if args.table:
-        try:
-            from cs231n_tf.models import complexity
-        except ImportError:
-            raise UsageError(f"{PROG} models: --table needs cs231n_tf.models.complexity, which is not installed") from None
+        from cs231n_tf.models import complexity
+
         rows = complexity.comparison_table(names=args.names)
         print(complexity.format_table(rows))
-        if hasattr(complexity, "vgg16_memory_note"):
-            print(complexity.vgg16_memory_note())
+        print(complexity.vgg16_memory_note())
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, "model_complexity.png")
         complexity.plot_comparison(rows, path)

@@ -13,8 +13,11 @@ from cs231n_tf.errors import ConfigError, DataError
 class DatasetInfo:
     """Metadata of a loaded data set.
 
-    ``mean``/``std`` are per-channel statistics of the training split in unit scale (pixels divided
-    by ``pixel_max``); the pipelines feed models ``(x / pixel_max - mean) / std``.
+    ``mean``/``std`` are statistics of the training split in unit scale (pixels divided by
+    ``pixel_max``); the pipelines feed models ``(x / pixel_max - mean) / std``. With
+    ``preprocessing="channel"`` they are per-channel, shape ``(C,)``; with ``"mean_image"`` ``mean`` is
+    the per-pixel mean image ``(H, W, C)`` and ``std`` is all ones (the lecture's "subtract the mean
+    image", AlexNet-style). Either way the formula broadcasts, so exports need not know which.
     """
 
     name: str
@@ -28,6 +31,7 @@ class DatasetInfo:
     mean: tuple
     std: tuple
     source: str
+    preprocessing: str = "channel"
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -45,6 +49,16 @@ def _split_indices(labels, fraction, rng):
         right.append(idx[:k])
         left.append(idx[k:])
     return np.sort(np.concatenate(left)), np.sort(np.concatenate(right))
+
+
+PREPROCESSING = ("channel", "mean_image")
+
+
+def _mean_image(x, pixel_max):
+    total = np.zeros(x.shape[1:])
+    for start in range(0, len(x), 4096):
+        total += (x[start:start + 4096].astype(np.float64) / pixel_max).sum(axis=0)
+    return total / len(x)
 
 
 def _channel_stats(x, pixel_max):
@@ -86,17 +100,28 @@ class DataSplits:
         """Stored pixels -> float32 in [0, 1] (the export's input convention)."""
         return tf.cast(x, tf.float32) / self.info.pixel_max
 
-    def preprocess(self, x):
-        """Stored pixels -> the model's input (unit scale, then per-channel standardised)."""
-        x = self.to_unit(x)
+    def standardize(self, x):
+        """Unit-scale images -> the model's input (``(x - mean) / std`` when normalising)."""
         if self.normalize:
             x = (x - self._mean) / self._std
         return x
 
-    def _pipeline(self, x, y, batch_size, drop_remainder=False):
+    def preprocess(self, x):
+        """Stored pixels -> the model's input (unit scale, then standardised)."""
+        return self.standardize(self.to_unit(x))
+
+    def _pipeline(self, x, y, batch_size, drop_remainder=False, augment=None, augment_seed=0, first_batch=0):
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(lambda xb, yb: (self.preprocess(xb), tf.cast(yb, tf.int32)),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if augment:
+            # Batch i is augmented with the stateless seed (augment_seed, i), i counted from the start
+            # of the epoch, so skipping batches on resume does not shift the random draws.
+            ds = ds.enumerate(start=first_batch).map(
+                lambda i, xy: (self.standardize(augment(self.to_unit(xy[0]), tf.stack([augment_seed, i]))),
+                               tf.cast(xy[1], tf.int32)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        else:
+            ds = ds.map(lambda xb, yb: (self.preprocess(xb), tf.cast(yb, tf.int32)),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         options = tf.data.Options()
         # Every worker builds the same pipeline; sharding by element keeps the split exact.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -106,16 +131,21 @@ class DataSplits:
         n, b = self.info.num_train, batch_size or self.batch_size
         return n // b if drop_remainder else -(-n // b)
 
-    def train_epoch(self, epoch, seed, batch_size=None, skip_batches=0, drop_remainder=True):
+    def train_epoch(self, epoch, seed, batch_size=None, skip_batches=0, drop_remainder=True, augment=None):
         """Batches of training epoch ``epoch`` in an order fixed by ``(seed, epoch)``.
 
-        ``skip_batches`` starts the epoch part-way (exact resume after a crash).
+        ``skip_batches`` starts the epoch part-way (exact resume after a crash). ``augment`` is an
+        optional ``fn(unit_images, seed) -> unit_images`` (e.g. :class:`cs231n_tf.data.augment.Augmenter`)
+        applied to each batch before standardisation, with a stateless seed fixed by
+        ``(seed, epoch, batch index)``; only the training split is ever augmented.
         """
         b = batch_size or self.batch_size
         order = np.random.default_rng([int(seed), int(epoch)]).permutation(self.info.num_train)
         order = order[skip_batches * b:]
         x, y = self.arrays["x_train"][order], self.arrays["y_train"][order]
-        return self._pipeline(x, y, b, drop_remainder).prefetch(tf.data.AUTOTUNE)
+        augment_seed = np.int64(np.random.default_rng([int(seed), int(epoch), 1]).integers(2 ** 62))
+        return self._pipeline(x, y, b, drop_remainder, augment=augment, augment_seed=augment_seed,
+                              first_batch=skip_batches).prefetch(tf.data.AUTOTUNE)
 
     @property
     def train(self):
@@ -148,7 +178,7 @@ class DataSplits:
 
 
 def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction=0.2, split_seed=0,
-         data_dir=None, download=False, normalize=True, image_size=None):
+         data_dir=None, download=False, normalize=True, image_size=None, preprocessing="channel"):
     """Load data set ``name`` as train/validation/test ``tf.data`` pipelines plus metadata.
 
     Args:
@@ -161,7 +191,9 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
       split_seed: seed of the held-out splits; the same seed always gives the same splits.
       data_dir: where tfds data sets live (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
       download: let tfds download a missing data set (needs network; checked first).
-      normalize: standardise with the training split's per-channel mean/std.
+      normalize: standardise with the training split's statistics (see ``preprocessing``).
+      preprocessing: ``channel`` (default): subtract the per-channel mean, divide by the
+        per-channel std; ``mean_image``: subtract the per-pixel mean image only.
       image_size: ``(H, W)`` to resize ``folder:`` images to.
 
     Returns:
@@ -169,6 +201,8 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    if preprocessing not in PREPROCESSING:
+        raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSING)}, got {preprocessing!r}")
     for fname, frac in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= float(frac) < 1.0:
             raise ConfigError(f"{fname} must be in [0, 1), got {frac!r}")
@@ -189,16 +223,27 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
     top = int(max(y_train.max(initial=0), y_test.max(initial=0)))
     if top >= num_classes:
         raise DataError(f"data set {name!r} has label {top} but only {num_classes} class names")
-    mean, std = _channel_stats(x_train, raw.pixel_max)
+    if preprocessing == "mean_image":
+        mean = _mean_image(x_train, raw.pixel_max).tolist()
+        std = np.ones(x_train.shape[-1])
+    else:
+        mean, std = _channel_stats(x_train, raw.pixel_max)
     info = DatasetInfo(
         name=name, image_shape=tuple(int(d) for d in x_train.shape[1:]), num_classes=num_classes,
         class_names=tuple(raw.class_names), num_train=len(x_train), num_validation=len(x_val),
-        num_test=len(x_test), pixel_max=float(raw.pixel_max), mean=tuple(float(m) for m in mean),
-        std=tuple(float(s) for s in std), source=raw.source,
+        num_test=len(x_test), pixel_max=float(raw.pixel_max), mean=_as_tuple(mean),
+        std=_as_tuple(std), source=raw.source, preprocessing=preprocessing,
     )
     arrays = dict(x_train=x_train, y_train=y_train, x_validation=x_val, y_validation=y_val,
                   x_test=x_test, y_test=y_test)
     return DataSplits(info, arrays, int(batch_size), normalize=normalize)
+
+
+def _as_tuple(values):
+    """Nested lists/arrays -> nested tuples of floats (hashable, JSON-friendly)."""
+    if np.ndim(values) == 0:
+        return float(values)
+    return tuple(_as_tuple(v) for v in values)
 
 
 def list_datasets(data_dir=None):

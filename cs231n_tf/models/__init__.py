@@ -6,8 +6,8 @@
 
 from cs231n_tf.models.registry import ModelSpec, build, get_spec, list_models, register
 
-# Importing a module registers its builders.
-from cs231n_tf.models import alexnet, basic, densenet, fractalnet, googlenet, resnet, squeezenet, vgg  # noqa: F401,E402
+# Importing a module registers its builders (regularization: its layers, for loading and profiling).
+from cs231n_tf.models import alexnet, basic, densenet, fractalnet, googlenet, regularization, resnet, squeezenet, vgg  # noqa: F401,E402
 
 list = list_models  # noqa: A001 - the issue's public name; list_models is the unshadowing alias
 

@@ -7,7 +7,11 @@ import os
 from cs231n_tf.errors import ConfigError, RunDirError
 from cs231n_tf.fileio import atomic_write_json, read_json
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+              "course_sgd", "course_momentum", "course_nesterov", "course_adagrad", "course_rmsprop", "course_adam")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
+PENALTIES = ("l2", "l1", "elastic")
+PREPROCESSING = ("channel", "mean_image")
 MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -17,10 +21,29 @@ METRICS_FILE = "metrics.json"
 class TrainConfig:
     """Everything that determines a training run. Saved as ``config.json`` in the run directory.
 
-    ``batch_size`` is the global batch, split evenly over the strategy's replicas. ``weight_decay``
-    adds ``0.5 * weight_decay * sum(w**2)`` over kernels and embeddings (not biases or norm
-    parameters), so its gradient is ``weight_decay * w``. ``checkpoint_every`` is in steps (0 = at
-    the end of every epoch only). ``max_steps`` stops early (the run can be resumed later).
+    ``batch_size`` is the global batch, split evenly over the strategy's replicas. ``checkpoint_every``
+    is in steps (0 = at the end of every epoch only). ``max_steps`` stops early (the run can be
+    resumed later). Fields added later have defaults, so older ``config.json`` files still load.
+
+    Optimisation: ``optimizer`` is a Keras optimizer by the course's name (``sgd`` ... ``adamw``) or
+    the course's own update rules as Keras optimizers (``course_sgd`` ... ``course_adam``, see
+    :mod:`cs231n_tf.optim.keras`). ``lr_schedule`` (:func:`cs231n_tf.optim.schedules.make_schedule`
+    over ``epochs * steps_per_epoch`` steps): ``constant``; ``step`` (multiply by
+    ``lr_decay_factor`` every ``lr_decay_epochs`` epochs, or at the steps in ``lr_boundaries``;
+    neither: at 50% and 75% of the run); ``exponential`` / ``cosine`` (down to ``lr_final``,
+    default lr/100 and 0). ``warmup_epochs`` ramps linearly from 0 to ``lr`` first.
+    ``clip_norm`` clips the gradient's global norm (``tf.clip_by_global_norm``), ``clip_value``
+    each element; at most one of them.
+
+    Regularisation: ``penalty`` (``l2``: ``0.5 * weight_decay * sum(w**2)``, gradient
+    ``weight_decay * w``; ``l1``: ``weight_decay * sum|w|``; ``elastic``: mix with ``l1_ratio``) over
+    kernels and embeddings, not biases or norm parameters (:mod:`cs231n_tf.train.regularizers`).
+    ``init`` is a course initialiser name (:mod:`cs231n_tf.train.initializers`) for the builder's
+    ``kernel_initializer``.
+
+    Data: ``augment`` lists training augmentations (:mod:`cs231n_tf.data.augment`, e.g.
+    ``["flip", "crop:4"]``); ``preprocessing`` is ``channel`` (per-channel mean/std) or
+    ``mean_image`` (subtract the per-pixel mean image).
     """
 
     model: str = "small_convnet"
@@ -44,6 +67,19 @@ class TrainConfig:
     max_steps: int = None
     deterministic: bool = False
     log_every: int = 50
+    lr_schedule: str = "constant"
+    lr_decay_factor: float = 0.1
+    lr_decay_epochs: float = None
+    lr_boundaries: list = None
+    lr_final: float = None
+    warmup_epochs: float = 0.0
+    clip_norm: float = None
+    clip_value: float = None
+    penalty: str = "l2"
+    l1_ratio: float = 0.5
+    init: str = None
+    augment: list = dataclasses.field(default_factory=list)
+    preprocessing: str = "channel"
 
     def validate(self):
         def positive_int(name, value, allow_zero=False):
@@ -70,7 +106,54 @@ class TrainConfig:
                               f"got {self.mixed_precision!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        self._validate_schedule()
+        for name in ("clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if self.clip_norm is not None and self.clip_value is not None:
+            raise ConfigError("set at most one of clip_norm and clip_value "
+                              f"(got clip_norm={self.clip_norm!r}, clip_value={self.clip_value!r})")
+        if self.penalty not in PENALTIES:
+            raise ConfigError(f"unknown penalty {self.penalty!r}; choose one of {', '.join(PENALTIES)}")
+        if not (_number(self.l1_ratio) and 0.0 <= self.l1_ratio <= 1.0):
+            raise ConfigError(f"l1_ratio must be a number in [0, 1], got {self.l1_ratio!r}")
+        if self.init is not None:
+            from cs231n_tf.train.initializers import get_initializer
+
+            get_initializer(self.init)
+        from cs231n_tf.data.augment import parse_augment
+
+        parse_augment(self.augment)
+        if self.preprocessing not in PREPROCESSING:
+            raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSING)}, got {self.preprocessing!r}")
         return self
+
+    def _validate_schedule(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+        if not (_number(self.lr_decay_factor) and self.lr_decay_factor > 0):
+            raise ConfigError(f"lr_decay_factor must be a positive number, got {self.lr_decay_factor!r}")
+        if self.lr_decay_epochs is not None and not (_number(self.lr_decay_epochs) and self.lr_decay_epochs > 0):
+            raise ConfigError(f"lr_decay_epochs must be a positive number, got {self.lr_decay_epochs!r}")
+        if self.lr_boundaries is not None and (
+                not isinstance(self.lr_boundaries, (list, tuple)) or not self.lr_boundaries
+                or any(isinstance(b, bool) or not isinstance(b, int) for b in self.lr_boundaries)
+                or any(b <= a for a, b in zip(self.lr_boundaries, self.lr_boundaries[1:]))
+                or self.lr_boundaries[0] < 1):
+            raise ConfigError(f"lr_boundaries must be strictly increasing positive step numbers, got {self.lr_boundaries!r}")
+        if self.lr_final is not None and not (_number(self.lr_final) and self.lr_final >= 0):
+            raise ConfigError(f"lr_final must be a number >= 0, got {self.lr_final!r}")
+        if not (_number(self.warmup_epochs) and self.warmup_epochs >= 0):
+            raise ConfigError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
+        if self.lr_schedule != "step" and (self.lr_decay_epochs is not None or self.lr_boundaries is not None):
+            raise ConfigError(f"lr_decay_epochs/lr_boundaries need lr_schedule='step', got {self.lr_schedule!r}")
+        if self.lr_decay_epochs is not None and self.lr_boundaries is not None:
+            raise ConfigError("set at most one of lr_decay_epochs and lr_boundaries")
+        if self.lr_final is not None and self.lr_schedule not in ("exponential", "cosine"):
+            raise ConfigError(f"lr_final needs lr_schedule 'exponential' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule == "exponential" and self.lr_final == 0:
+            raise ConfigError("lr_final must be > 0 for the exponential schedule")
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -82,6 +165,23 @@ class TrainConfig:
         if unknown:
             raise RunDirError(f"config has unknown field(s) {', '.join(unknown)}")
         return cls(**obj)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_data(config, batch_size=None):
+    """The config's data set exactly as the trainer loads it (splits, preprocessing).
+
+    Everything that reopens a run's data (evaluation, export, sanity checks, search, ensembles,
+    transfer) goes through here, so a new data option cannot be forgotten in one of them.
+    """
+    from cs231n_tf import data as data_lib
+
+    return data_lib.load(config.dataset, batch_size=batch_size or config.batch_size, data_dir=config.data_dir,
+                         validation_fraction=config.validation_fraction, split_seed=config.split_seed,
+                         preprocessing=config.preprocessing)
 
 
 def default_run_dir(config, root="runs"):

@@ -30,11 +30,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import data as data_lib
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError, ShapeError
 from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.evaluate import load_run, predict_logits
-from cs231n_tf.train.trainer import build_model, decayed_variables, make_optimizer
+from cs231n_tf.train.regularizers import decayed_variables
+from cs231n_tf.train.trainer import build_model, make_optimizer
 
 
 def _say(message):
@@ -331,8 +331,7 @@ def _setup(config, data, overrides):
         raise ConfigError(f"the ensemble loop does not implement {', '.join(unsupported)}; it supports "
                           f"{', '.join(sorted(_LOOP_FIELDS))} (train checkpointed members with "
                           "cs231n_tf.train.train and pass their run directories to average_predictions)")
-    data = data or data_lib.load(config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
-                                 validation_fraction=config.validation_fraction, split_seed=config.split_seed)
+    data = data or config_lib.load_data(config)
     return config, data
 
 

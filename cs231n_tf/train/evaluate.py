@@ -10,7 +10,6 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import data as data_lib
 from cs231n_tf.errors import RunDirError
 from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.trainer import CHECKPOINT_DIR, build_model
@@ -25,9 +24,7 @@ class LoadedRun:
     checkpoint: str
 
     def load_data(self, batch_size=None):
-        c = self.config
-        return data_lib.load(c.dataset, batch_size=batch_size or c.batch_size, data_dir=c.data_dir,
-                             validation_fraction=c.validation_fraction, split_seed=c.split_seed)
+        return config_lib.load_data(self.config, batch_size)
 
 
 def load_run(run_dir, checkpoint=None):

@@ -22,10 +22,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import data as data_lib
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.train import regularizers
 from cs231n_tf.train import trainer as trainer_lib
+from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.config import TrainConfig
 
 
@@ -66,9 +66,7 @@ class SanityReport:
 
 def load_data(config):
     """The config's data set, as the trainer would load it."""
-    return data_lib.load(config.dataset, batch_size=config.batch_size, validation_fraction=config.validation_fraction,
-                         split_seed=config.split_seed, data_dir=config.data_dir,
-                         preprocessing=config.preprocessing)
+    return config_lib.load_data(config)
 
 
 def build_model(config, data, without_dropout=False):

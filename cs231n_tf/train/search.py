@@ -325,14 +325,10 @@ class _DataCache:
         self._data = {} if data is None else {_data_key(base): data}
 
     def get(self, config):
-        from cs231n_tf import data as data_lib
 
         key = _data_key(config)
         if key not in self._data:
-            self._data[key] = data_lib.load(config.dataset, batch_size=config.batch_size,
-                                            validation_fraction=config.validation_fraction,
-                                            split_seed=config.split_seed, data_dir=config.data_dir,
-                                            preprocessing=config.preprocessing)
+            self._data[key] = config_lib.load_data(config)
         return self._data[key]
 
 

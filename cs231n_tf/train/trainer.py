@@ -8,6 +8,14 @@ What it does that a plain loop does not:
   same on 1 or N replicas; regularisation is scaled by the replica count.
 - Mixed precision (``mixed_float16`` with dynamic loss scaling, or ``mixed_bfloat16``): float32
   master weights, logits cast to float32 before the loss.
+- Learning-rate schedules are functions of the optimizer's step counter, which the checkpoint holds,
+  so a resumed run continues the schedule where it stopped.
+- Gradient clipping is the Keras optimizer's own ``global_clipnorm`` / ``clipvalue``. Inside
+  ``apply_gradients`` the optimizer first all-reduces the replicas' gradients and only then clips,
+  so under ``MirroredStrategy`` the *aggregated* gradient is clipped (the same update as on one
+  device); under ``mixed_float16`` the ``LossScaleOptimizer`` hands the inner optimizer unscaled
+  gradients, so the threshold applies to true gradient norms. Clipping each replica's partial
+  gradient before the all-reduce would instead depend on the replica count.
 - Exact resume: the checkpoint holds model, optimizer (with its step counter), the random
   generators' state, the epoch and the position inside it; the data order of an epoch depends only
   on ``(seed, epoch)``, so a resumed run sees the same batches as an uninterrupted one.
@@ -24,11 +32,16 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import data as data_lib
 from cs231n_tf import models
+from cs231n_tf.data.augment import Augmenter
 from cs231n_tf.errors import ConfigError, NonFiniteLossError, RunDirError
 from cs231n_tf.fileio import atomic_write_json
+from cs231n_tf.optim import keras as course_optimizers
+from cs231n_tf.optim.schedules import make_schedule
 from cs231n_tf.train import config as config_lib
+from cs231n_tf.train import regularizers
+from cs231n_tf.train.initializers import get_initializer
+from cs231n_tf.train.regularizers import decayed_variables
 from cs231n_tf.train.strategies import is_chief, make_strategy, worker_id
 
 CHECKPOINT_DIR = "checkpoints"
@@ -41,31 +54,62 @@ class TrainResult:
     model: tf.keras.Model
 
 
-def make_optimizer(name, lr):
-    """Keras's own optimizers by the course's names."""
+def make_optimizer(name, lr, clip_norm=None, clip_value=None):
+    """Keras's own optimizers by the course's names, or ``course_*``: the course's update rules.
+
+    ``lr`` is a float or a ``LearningRateSchedule``; ``clip_norm`` becomes Keras's
+    ``global_clipnorm`` (``tf.clip_by_global_norm`` of the aggregated gradient), ``clip_value``
+    its element-wise ``clipvalue``.
+    """
+    clip = {}
+    if clip_norm is not None:
+        clip["global_clipnorm"] = float(clip_norm)
+    if clip_value is not None:
+        clip["clipvalue"] = float(clip_value)
+    if name.startswith("course_") and name in config_lib.OPTIMIZERS:
+        return course_optimizers.get_optimizer(name[len("course_"):], lr, **clip)
     opt = tf.keras.optimizers
     if name == "sgd":
-        return opt.SGD(lr)
+        return opt.SGD(lr, **clip)
     if name == "momentum":
-        return opt.SGD(lr, momentum=0.9)
+        return opt.SGD(lr, momentum=0.9, **clip)
     if name == "nesterov":
-        return opt.SGD(lr, momentum=0.9, nesterov=True)
+        return opt.SGD(lr, momentum=0.9, nesterov=True, **clip)
     if name == "adagrad":
-        return opt.Adagrad(lr)
+        return opt.Adagrad(lr, **clip)
     if name == "rmsprop":
-        return opt.RMSprop(lr, rho=0.99, epsilon=1e-8)
+        return opt.RMSprop(lr, rho=0.99, epsilon=1e-8, **clip)
     if name == "adam":
-        return opt.Adam(lr)
+        return opt.Adam(lr, **clip)
     if name == "adamw":
-        return opt.AdamW(lr)
+        return opt.AdamW(lr, **clip)
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(config_lib.OPTIMIZERS)}")
 
 
-def decayed_variables(model):
-    """Kernels and embeddings: the weights that weight decay applies to (not biases or norms)."""
-    return [v for v in model.trainable_variables
-            if v.name.split("/")[-1].split(":")[0] in ("kernel", "depthwise_kernel", "pointwise_kernel",
-                                                        "embeddings", "recurrent_kernel")]
+def make_learning_rate(config, steps_per_epoch):
+    """The configured learning rate: ``config.lr`` itself, or a schedule over the run's steps.
+
+    The run has ``config.epochs * steps_per_epoch`` steps; epochs given for the decay and the
+    warm-up are converted to steps with ``round``. A constant rate without warm-up stays a plain
+    float, so runs without a schedule keep their checkpoint layout. The schedule is evaluated at the
+    optimizer's restored step counter, so a resumed run continues it; resuming with a different
+    ``epochs`` (allowed by the CLI) re-spreads cosine/exponential/default-step schedules over the
+    new length from the current step on.
+    """
+    total = config.epochs * steps_per_epoch
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if config.lr_schedule == "constant" and not warmup:
+        return config.lr
+    options = {}
+    if config.lr_schedule == "step":
+        options["factor"] = config.lr_decay_factor
+        if config.lr_decay_epochs is not None:
+            options["every"] = max(1, int(round(config.lr_decay_epochs * steps_per_epoch)))
+        elif config.lr_boundaries is not None:
+            options["boundaries"] = list(config.lr_boundaries)
+    elif config.lr_final is not None:
+        options["final_lr"] = config.lr_final
+    return make_schedule(config.lr_schedule, config.lr, total, warmup_steps=warmup, **options)
 
 
 def random_generators(model):
@@ -83,14 +127,33 @@ def random_generators(model):
 
 
 def build_model(config, input_shape, num_classes):
-    """Build the configured model under its dtype policy, restoring the global policy after."""
+    """Build the configured model under its dtype policy (float32 outputs), restoring the global policy after.
+
+    ``config.init`` goes to the builder's ``kernel_initializer`` as a serialised config, so every
+    layer deserialises its own initializer and draws its own weights.
+    """
+    options = dict(config.model_options)
+    if getattr(config, "init", None) is not None:
+        accepted = models.get_spec(config.model).options()
+        if "kernel_initializer" not in accepted:
+            raise ConfigError(f"init={config.init!r}: model {config.model!r} has no kernel_initializer option "
+                              f"(its options: {', '.join(sorted(accepted)) or 'none'})")
+        if "kernel_initializer" in options:
+            raise ConfigError("set the initializer once: init or model_options['kernel_initializer'], not both")
+        options["kernel_initializer"] = tf.keras.initializers.serialize(get_initializer(config.init))
     previous = tf.keras.mixed_precision.global_policy()
     if config.mixed_precision:
         tf.keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
-        return models.build(config.model, input_shape, num_classes, **config.model_options)
+        model = models.build(config.model, input_shape, num_classes, **options)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)
+    if model.output.dtype != tf.float32:
+        # Mixed precision: hand out float32 logits (the Keras mixed-precision guide's float32 output
+        # layer), so losses, softmax and exports never see float16/bfloat16 values.
+        outputs = tf.keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.output)
+        model = tf.keras.Model(model.inputs, outputs, name=model.name)
+    return model
 
 
 def _say(message):
@@ -127,17 +190,23 @@ class Trainer:
         # dropout masks after a resume are the ones the uninterrupted run would have drawn.
         tf.keras.backend.experimental.enable_tf_random_generator()
 
-        self.data = data or data_lib.load(config.dataset, batch_size=config.batch_size,
-                                          validation_fraction=config.validation_fraction,
-                                          split_seed=config.split_seed, data_dir=config.data_dir)
+        self.data = data or config_lib.load_data(config)
         info = self.data.info
+        if info.preprocessing != config.preprocessing:
+            raise ConfigError(f"the data given was loaded with preprocessing={info.preprocessing!r} but the "
+                              f"config asks for {config.preprocessing!r}")
+        self.augmenter = None
+        if config.augment:
+            self.augmenter = Augmenter(config.augment, train_images=self.data.arrays["x_train"],
+                                       pixel_max=info.pixel_max)
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         if self.steps_per_epoch == 0:
             raise ConfigError(f"batch_size {config.batch_size} is larger than the {info.num_train} training examples")
 
         with self.strategy.scope():
             self.model = build_model(config, info.image_shape, info.num_classes)
-            optimizer = make_optimizer(config.optimizer, config.lr)
+            self.lr_schedule = make_learning_rate(config, self.steps_per_epoch)
+            optimizer = make_optimizer(config.optimizer, self.lr_schedule, config.clip_norm, config.clip_value)
             if config.mixed_precision == "mixed_float16":
                 optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
@@ -175,8 +244,7 @@ class Trainer:
             data_loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
             reg = tf.add_n([tf.constant(0.0)] + [tf.cast(l, tf.float32) for l in model.losses])
             if config.weight_decay and self._decayed:
-                reg += 0.5 * config.weight_decay * tf.add_n(
-                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in self._decayed])
+                reg += regularizers.penalty(config.penalty, self._decayed, config.weight_decay, config.l1_ratio)
             loss = data_loss + tf.nn.scale_regularization_loss(reg)
             scaled = opt.get_scaled_loss(loss) if isinstance(opt, tf.keras.mixed_precision.LossScaleOptimizer) else loss
         grads = tape.gradient(scaled, model.trainable_variables)
@@ -242,11 +310,13 @@ class Trainer:
         count = max(int(count), 1)
         return {"loss": float(total) / count, "accuracy": float(correct) / count, "examples": count}
 
-    def _learning_rate(self):
-        opt = self.optimizer.inner_optimizer if hasattr(self.optimizer, "inner_optimizer") else self.optimizer
-        lr = opt.learning_rate
+    def learning_rate(self, step=None):
+        """The rate the optimizer used for update number ``step`` (0-based; default: the latest)."""
+        if step is None:
+            step = max(int(self.step.numpy()) - 1, 0)
+        lr = self.lr_schedule
         if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
-            lr = lr(opt.iterations)
+            lr = lr(tf.constant(step, tf.int64))
         return float(tf.convert_to_tensor(lr).numpy())
 
     def _check_finite(self):
@@ -287,7 +357,7 @@ class Trainer:
         while int(self.epoch.numpy()) < config.epochs and not stop:
             epoch = int(self.epoch.numpy())
             skip = int(self.step_in_epoch.numpy())
-            ds = data.train_epoch(epoch, config.seed, config.batch_size, skip_batches=skip)
+            ds = data.train_epoch(epoch, config.seed, config.batch_size, skip_batches=skip, augment=self.augmenter)
             iterator = iter(self.strategy.experimental_distribute_dataset(ds))
             bar = tf.keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", "acc"]) if interactive else None
             epoch_loss = epoch_correct = epoch_count = 0
@@ -326,7 +396,7 @@ class Trainer:
                         with writer.as_default(step=step):
                             tf.summary.scalar("loss", loss * config.batch_size / count)
                             tf.summary.scalar("accuracy", correct / count)
-                            tf.summary.scalar("learning_rate", self._learning_rate())
+                            tf.summary.scalar("learning_rate", self.learning_rate(step - 1))
                             tf.summary.scalar("examples_per_second",
                                               train_examples / max(train_seconds + time.perf_counter() - t0, 1e-9))
             self._check_finite()

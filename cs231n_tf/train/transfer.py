@@ -31,7 +31,6 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import data as data_lib
 from cs231n_tf.errors import ConfigError, InputTypeError, RunDirError, ShapeError
 from cs231n_tf.fileio import atomic_write_json
 from cs231n_tf.train import config as config_lib
@@ -253,8 +252,7 @@ def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1,
         config = dataclasses.replace(config, **overrides).validate()
     except TypeError as exc:
         raise ConfigError(f"unknown TrainConfig field in overrides: {exc}") from None
-    data = data_lib.load(config.dataset, batch_size=config.batch_size, validation_fraction=config.validation_fraction,
-                         split_seed=config.split_seed, data_dir=config.data_dir)
+    data = config_lib.load_data(config)
     source_shape = tuple(source.run_config["model"]["input_shape"])
     if tuple(data.info.image_shape) != source_shape:
         raise ShapeError(f"data set {dataset!r} has images of shape {tuple(data.info.image_shape)} but the source run "

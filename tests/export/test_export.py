@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cs231n_tf import export
 from cs231n_tf.errors import ConfigError, ExportError

@@ -55,7 +55,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     out = subprocess.run(CLI + ["train", "--out", killed, "--resume"] + RUN_FLAGS, env=_env(),
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert f"resumed from" in out.stdout
+    assert "resumed from" in out.stdout
     a, b = _final_variables(full), _final_variables(killed)
     assert a.keys() == b.keys() and len(a) >= 6
     for name in a:
