@@ -218,6 +218,9 @@ def build_parser():
                        description="Train a model with the package's tf.function training loop. With no flags, trains "
                                    "small_convnet on the embedded digits data (about half a minute on 2 CPU cores).")
     _add_train_flags(p)
+    p.add_argument("--sanity-check", action="store_true",
+                   help="before training, run lecture 6's sanity checks (initial loss ~ ln C, loss rises with "
+                        "regularisation, 50 examples overfit to 100%%); stop with exit code 3 if one fails")
 
     p = sub.add_parser("evaluate", help="evaluate a run's model on a split",
                        description="Loss and accuracy of a trained run on its test (or validation) split, as JSON.")
@@ -255,7 +258,7 @@ def build_parser():
 def _train_config(args):
     from cs231n_tf.train.config import TrainConfig, load_run_config
 
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "out", "resume", "tpu")}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "out", "resume", "tpu", "sanity_check")}
     given.pop("model_option", None)
     if args.model_option:
         given["model_options"] = dict(args.model_option)
@@ -281,6 +284,13 @@ def _cmd_train(args, strategy):
     from cs231n_tf.train.trainer import Trainer
 
     config = _train_config(args)
+    if getattr(args, "sanity_check", False):
+        from cs231n_tf.train.sanity import sanity_check
+
+        report = sanity_check(config, log=print)  # prints each check as it finishes
+        if not report.passed:
+            print(f"{PROG} train: sanity checks failed; not training (see above)", file=sys.stderr)
+            return 3
     run_dir = args.out or default_run_dir(config)
     result = Trainer(config, run_dir, resume=args.resume, strategy=strategy).run()
     m = result.metrics

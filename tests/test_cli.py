@@ -110,3 +110,15 @@ def test_help_for_every_command():
     for command in ("train", "evaluate", "export", "models", "datasets"):
         out = subprocess.run([sys.executable, "-m", "cs231n_tf.cli", command, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "usage: cs231n-tf " + command in out.stdout
+
+
+def test_sanity_check_flag_runs_the_checks_first(tmp_path, capsys):
+    argv = ["train", "--model", "two_layer_net", "--model-option", "hidden_dim=32", "--epochs", "1", "--sanity-check"]
+    assert cli.main(argv + ["--out", str(tmp_path / "ok")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[PASS]") == 3 and "test_accuracy=" in out
+    # A learning rate far too small cannot overfit 50 examples: exit 3 before any training.
+    assert cli.main(argv + ["--lr", "1e-7", "--out", str(tmp_path / "bad")]) == 3
+    captured = capsys.readouterr()
+    assert "[FAIL]" in captured.out and "sanity checks failed" in captured.err
+    assert not (tmp_path / "bad").exists()

@@ -1,5 +1,6 @@
-"""Fixed-point simulation of a trained network (lecture 15, after Gupta et al., 2015, "Deep
-learning with limited numerical precision", and Han's "Efficient methods" lecture).
+"""Fixed-point simulation of a trained network (lecture 15's quantization recipe, from Qiu et al.,
+2016, "Going deeper with embedded FPGA platform for convolutional neural network": dynamic fixed
+point with a radix point chosen per layer).
 
 A signed ``b``-bit fixed-point number with ``f`` fraction bits is an integer ``q`` in
 ``[-2^(b-1), 2^(b-1) - 1]`` times ``2^-f``; ``b - 1 - f`` bits sit left of the radix point (it may

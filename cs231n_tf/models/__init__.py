@@ -9,6 +9,10 @@ from cs231n_tf.models.registry import ModelSpec, build, get_spec, list_models, r
 # Importing a module registers its builders (regularization: its layers, for loading and profiling).
 from cs231n_tf.models import alexnet, basic, densenet, fractalnet, googlenet, regularization, resnet, squeezenet, vgg  # noqa: F401,E402
 
+# The ternary and binary-weight builders (lecture 15) live beside the compression code; importing it
+# here puts them in the registry, so their runs load, evaluate and export like any other.
+from cs231n_tf.compress import ternary  # noqa: F401,E402
+
 list = list_models  # noqa: A001 - the issue's public name; list_models is the unshadowing alias
 
 __all__ = ["ModelSpec", "build", "get_spec", "list", "list_models", "register"]

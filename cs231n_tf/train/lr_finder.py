@@ -18,7 +18,8 @@ from cs231n_tf.errors import ConfigError
 from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.train import trainer as trainer_lib
 from cs231n_tf.train.config import TrainConfig
-from cs231n_tf.train.sanity import build_model, data_loss, load_data, regularization_loss
+from cs231n_tf.train.config import load_data
+from cs231n_tf.train.sanity import build_model, data_loss, regularization_loss
 
 METHODS = ("steepest", "min/10")
 

@@ -64,11 +64,6 @@ class SanityReport:
         return "\n".join(str(c) for c in self.checks)
 
 
-def load_data(config):
-    """The config's data set, as the trainer would load it."""
-    return config_lib.load_data(config)
-
-
 def build_model(config, data, without_dropout=False):
     """Build ``config.model`` in float32 with the config's seed (the trainer's initial weights).
 
@@ -195,7 +190,7 @@ def sanity_check(config=None, data=None, log=print, overfit_examples=50, overfit
         raise ConfigError(f"regularization must be > 0, got {regularization!r}")
     if not 0 < overfit_target <= 1:
         raise ConfigError(f"overfit_target must be in (0, 1], got {overfit_target!r}")
-    data = data or load_data(config)
+    data = data or config_lib.load_data(config)
     log = log or (lambda _: None)
     checks = []
     model, loss, check = _check_initial_loss(config, data, loss_examples, loss_tolerance)

@@ -29,7 +29,10 @@ def make_strategy(name="default", tpu=None):
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
+        # Host memory is shared, so reducing on one device is as fast as collectives here, and it
+        # lets several strategies live in one process (a search's trials, a test suite): collective
+        # instance keys restart with every strategy and clash between strategies on the same devices.
+        return tf.distribute.MirroredStrategy(devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:

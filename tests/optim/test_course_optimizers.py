@@ -7,6 +7,7 @@ import tensorflow as tf
 import cs231n_tf  # noqa: F401
 from cs231n_tf.errors import ConfigError, InputTypeError
 from cs231n_tf.optim import keras as course, rules, schedules
+from cs231n_tf.train.strategies import make_strategy
 
 # Learning rates and hyperparameters exactly representable in float32: the Keras base class keeps
 # the learning rate in a float32 variable and Keras's built-ins cast their hyperparameters through
@@ -186,7 +187,7 @@ def test_mirrored_strategy_over_two_replicas_matches_one_device(name):
     assert len(devices) == 2, "conftest splits the CPU into two logical devices"
     x, y, kernel0 = linear_problem()
     make = lambda: course.get_optimizer(name, 0.05)  # noqa: E731
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = make_strategy("mirrored")  # two logical CPUs, as the trainer makes it
     assert strategy.num_replicas_in_sync == 2
     mirrored, opt = custom_loop(strategy, make, x, y, kernel0)
     single, _ = custom_loop(tf.distribute.OneDeviceStrategy(devices[0]), make, x, y, kernel0)

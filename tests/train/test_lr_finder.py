@@ -4,7 +4,7 @@ import pytest
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.train.config import TrainConfig
 from cs231n_tf.train.lr_finder import lr_range_test, lr_schedule, suggest
-from cs231n_tf.train.sanity import load_data
+from cs231n_tf.train.config import load_data
 from cs231n_tf.train.trainer import train
 
 # Softmax regression (no hidden layer): a convex problem.

@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from cs231n_tf import models
 from cs231n_tf.errors import ConfigError
-from cs231n_tf.train.config import TrainConfig
-from cs231n_tf.train.sanity import SanityReport, _subset, load_data, sanity_check
+from cs231n_tf.train.config import TrainConfig, load_data
+from cs231n_tf.train.sanity import SanityReport, _subset, sanity_check
 
 LN10 = math.log(10)
 
