@@ -7,7 +7,7 @@ each setting: tanh with 0.01*randn (activations collapse to zero), tanh with 1.0
 saturates), tanh with Xavier (healthy), ReLU with He (healthy) and ReLU with Xavier (the variance
 halves at every layer). Saves ``activations_<act>_<init>.png`` per setting in ``--out``, prints the
 per-layer activation std (and the std of the gradient of sum(outputs), i.e. an upstream gradient
-of ones) and records the tables in ``experiments/results/optim.md`` (section "activation_stats").
+of ones) and records the tables in ``experiments/RESULTS.md`` (section "activation_stats").
 """
 
 import argparse
@@ -18,7 +18,7 @@ import cs231n_tf  # noqa: F401  (selects Keras 2 before TensorFlow resolves tf.k
 import numpy as np
 
 from cs231n_tf.train.activation_stats import activation_stats, deep_net, layer_activations, plot_histograms
-from optimizer_race import HERE, RESULTS, command, machine, write_section
+from _results import HERE, RESULTS, command, machine, write_section
 
 SETTINGS = [("tanh", "small"), ("tanh", "large"), ("tanh", "xavier"), ("relu", "he"), ("relu", "xavier")]
 
@@ -26,7 +26,7 @@ SETTINGS = [("tanh", "small"), ("tanh", "large"), ("tanh", "xavier"), ("relu", "
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(HERE, "out"), help="directory for the PNGs")
-    parser.add_argument("--results", default=RESULTS, help="results fragment to update")
+    parser.add_argument("--results", default=RESULTS, help="results file to update")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

@@ -13,7 +13,7 @@ measured just before and just after it, so that a change in the machine's load d
 the process's CPU seconds per wall second during the timed steps, out of the core count: well
 below the core count means other processes took the cores; the last column then compares
 FLOP/s per busy core of the model and of the matmul around it. Records the table in
-``experiments/results/zoo.md`` (section "zoo_throughput").
+``experiments/RESULTS.md`` (section "zoo_throughput").
 """
 
 import argparse
@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from cs231n_tf.models import build, complexity, get_spec, list_models
-from zoo_table import RESULTS, command, machine, write_section
+from _results import RESULTS, command, machine, write_section
 
 
 def matmul_peak(n=2048, seconds=1.0, warmup=1):
@@ -94,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model")
     parser.add_argument("--max-gmacs", type=float, default=1.0,
                         help="default set: forward multiply-adds per image at most this (G)")
-    parser.add_argument("--results", default=RESULTS, help="results fragment to update")
+    parser.add_argument("--results", default=RESULTS, help="results file to update")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

@@ -14,7 +14,7 @@ Two races, each method with its best learning rate from a small grid (the grids 
     every 10 steps.
 
 Prints a table of the steps each method needs to reach the loss threshold, saves the loss curves
-as ``optimizer_race.png`` in ``--out``, and records the table in ``experiments/results/optim.md``
+as ``optimizer_race.png`` in ``--out``, and records the table in ``experiments/RESULTS.md``
 (section "optimizer_race") with the command and the machine.
 """
 
@@ -22,9 +22,6 @@ import argparse
 import io
 import math
 import os
-import platform
-import sys
-import tempfile
 import time
 
 import cs231n_tf  # noqa: F401  (selects Keras 2 before TensorFlow resolves tf.keras)
@@ -33,12 +30,11 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from _results import HERE, RESULTS, command, machine, write_section
 from cs231n_tf import models
 from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.optim import get_optimizer, rules
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results", "optim.md")
 
 # (label, rule in cs231n_tf.optim.rules, name for get_optimizer)
 METHODS = [
@@ -68,44 +64,10 @@ DIGITS_THRESHOLD = 0.05  # mean cross-entropy on the training set
 EVAL_EVERY = 10
 
 
-def machine():
-    """One line naming the CPU, core count, Python and TensorFlow versions."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{os.cpu_count()}-core CPU ({cpu}), Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}")
 
 
-def command():
-    return "python " + " ".join([os.path.relpath(sys.argv[0], os.path.dirname(HERE))] + sys.argv[1:])
 
 
-def write_section(path, key, body):
-    """Replace (or append) the section ``key`` of the results fragment ``path``, atomically.
-
-    Each experiment owns the text between ``<!-- key -->`` and ``<!-- /key -->``, so the scripts
-    writing to ``optim.md`` can be rerun independently.
-    """
-    start, end = f"<!-- {key} -->", f"<!-- /{key} -->"
-    block = f"{start}\n{body.rstrip()}\n{end}\n"
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) + 1:]
-    else:
-        header = "# Optimization and initialization (lectures 6-7)\n\n"
-        text = (text.rstrip() + "\n\n" if text.strip() else header) + block
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".optim-", suffix=".md", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def steps_to(curve, threshold, every=1):
@@ -268,7 +230,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(HERE, "out"), help="directory for the PNG")
     parser.add_argument("--steps", type=int, default=300, help="minibatch steps per digits run")
-    parser.add_argument("--results", default=RESULTS, help="results fragment to update")
+    parser.add_argument("--results", default=RESULTS, help="results file to update")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

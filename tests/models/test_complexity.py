@@ -45,7 +45,7 @@ def test_three_layer_convnet_hand_counts():
 
 def conv_zoo_model():
     """One of each convolution type, with strides, padding and a dense layer on a rank-3 tensor."""
-    inputs = L.Input((17, 17, 4))
+    inputs = L.Input((17, 17, 4), name="input_1")  # named: auto names depend on what ran before
     x = L.Conv2D(8, 3, strides=2, padding="same", name="strided_same")(inputs)  # 9x9x8
     x = L.Conv2D(8, 3, groups=2, name="grouped")(x)  # 7x7x8
     x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="depthwise")(x)  # 7x7x16

@@ -151,7 +151,8 @@ def sgd_step(model, x, num_classes):
     ("wrn_16_4", 8, {"dropout": 0.3}),
     ("squeezenet1_0", 29, {}),
     ("squeezenet1_1", 25, {}),
-    ("fractalnet", 32, {"columns": 2, "filters": (8, 8, 8, 8, 8), "seed": 1}),
+    # Drop-path off here: a dropped column legitimately leaves its first kernel unchanged.
+    ("fractalnet", 32, {"columns": 2, "filters": (8, 8, 8, 8, 8), "local_drop_rate": 0.0, "global_fraction": 0.0}),
 ])
 def test_forward_and_training_step_on_the_smallest_input(name, size, options):
     tf.keras.utils.set_random_seed(0)
