@@ -27,23 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from cs231n_tf import ops
-
-
-def round_robin(methods, repeats):
-    """``{name: [(wall, cpu), ...]}``: each ``fn()`` timed ``repeats`` times, interleaved, after a warm-up.
-
-    ``wall`` is elapsed time; ``cpu`` is the CPU time of this process (all its threads) during the
-    call, which other processes competing for the cores do not inflate.
-    """
-    for fn in methods.values():
-        fn()
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return times
+from _timing import round_robin
 
 
 def reference_conv(x, w, b, stride, pad):
