@@ -137,7 +137,7 @@ def run(args):
     from cs231n_tf.fileio import AtomicDirectory, atomic_write_bytes, atomic_write_json, confined_path
     from cs231n_tf.train.evaluate import load_run
 
-    loaded = load_run(args.run)
+    loaded = load_run(args.run, float32=True)
     info = loaded.run_config["data"]
     data = loaded.load_data()
     test_images = data.to_unit(data.arrays["x_test"]).numpy()
@@ -167,7 +167,7 @@ def run(args):
     if args.distill_from:
         from cs231n_tf.compress.distill import distill
 
-        teacher_run = load_run(args.distill_from)
+        teacher_run = load_run(args.distill_from, float32=True)
         t_info = teacher_run.run_config["data"]
         if [t_info[k] for k in ("name", "image_shape", "num_classes")] != [info[k] for k in ("name", "image_shape",
                                                                                                "num_classes")]:

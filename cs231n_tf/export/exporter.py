@@ -141,7 +141,7 @@ def export_run(run_dir, format="saved_model", quantize="none", out=None, checkpo
         raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     if format == "saved_model" and quantize != "none":
         raise ConfigError(f"quantize={quantize!r} applies to TFLite only; SavedModels are exported in float")
-    run = load_run(run_dir, checkpoint)
+    run = load_run(run_dir, checkpoint, float32=True)
     out = os.path.abspath(out or os.path.join(saved_models_root, os.path.basename(os.path.normpath(run_dir))))
     os.makedirs(out, exist_ok=True)
     info = run.run_config["data"]

@@ -27,16 +27,22 @@ class LoadedRun:
         return config_lib.load_data(self.config, batch_size)
 
 
-def load_run(run_dir, checkpoint=None):
-    """Rebuild the run's model and restore ``checkpoint`` (default: the latest)."""
+def load_run(run_dir, checkpoint=None, float32=False):
+    """Rebuild the run's model and restore ``checkpoint`` (default: the latest).
+
+    ``float32=True`` rebuilds a mixed-precision run in float32 (its master weights are float32, so
+    nothing is lost): what export and compression want, since TFLite has no float16/bfloat16
+    kernels for most ops and a deployed model should not depend on the training precision.
+    """
     run_config = config_lib.load_run_config(run_dir)
     config = config_lib.TrainConfig.from_json(run_config["train"])
+    build_config = dataclasses.replace(config, mixed_precision=None) if float32 else config
     ckpt_dir = os.path.join(run_dir, CHECKPOINT_DIR)
     path = checkpoint or tf.train.latest_checkpoint(ckpt_dir)
     if not path:
         raise RunDirError(f"run directory {run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
     m = run_config["model"]
-    model = build_model(config, tuple(m["input_shape"]), int(m["num_classes"]))
+    model = build_model(build_config, tuple(m["input_shape"]), int(m["num_classes"]))
     try:
         status = tf.train.Checkpoint(model=model).restore(path)
         status.expect_partial().assert_existing_objects_matched()
