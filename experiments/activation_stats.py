@@ -61,7 +61,7 @@ def main(argv=None):
     print(f"\nwrote {len(pngs)} PNGs to {args.out} in {elapsed:.0f} s")
 
     body = [
-        "## Activation statistics vs initialisation (lecture 6)",
+        "### Activation statistics vs initialisation (lecture 6)",
         "",
         f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",

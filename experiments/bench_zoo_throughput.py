@@ -137,7 +137,7 @@ def main(argv=None):
     print("\n" + "\n".join(table) + "\n" + summary)
 
     body = [
-        "## Training throughput on CPU",
+        "### Training throughput on CPU",
         "",
         f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",

@@ -275,7 +275,7 @@ def main(argv=None):
     print(f"\nwrote {png}; {elapsed:.0f} s in all ({quad_time:.1f} s for the quadratics)")
 
     body = [
-        "## Optimizer race (lecture 7)",
+        "### Optimizer race (lecture 7)",
         "",
         f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",

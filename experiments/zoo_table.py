@@ -46,7 +46,7 @@ def main(argv=None):
     print(f"\nwrote {png} ({elapsed:.0f} s wall, {cpu:.0f} s CPU to build and profile {len(rows)} models)")
 
     body = [
-        "## Parameters, multiply-adds and activation memory",
+        "### Parameters, multiply-adds and activation memory",
         "",
         f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",

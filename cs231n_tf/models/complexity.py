@@ -62,6 +62,8 @@ PUBLISHED_MULTIPLY_ADDS = {
     # counts 1.58G. The registered default is torchvision's layout (3x3 in the "5x5" branch).
     "googlenet": (1.5e9, {}, "Szegedy et al. 2015: a '1.5 billion multiply-adds' budget"),
     "resnet50": (4.1e9, {}, "He et al. 2016 (torchvision-style ResNet-50)"),
+    "inception_v4": (12.3e9, {}, "timm model card, inception_v4 (12.3 GMACs at 299x299)"),
+    "inception_resnet_v2": (13.2e9, {}, "timm model card, inception_resnet_v2 (13.2 GMACs at 299x299)"),
 }
 
 # Layer kinds that hold the multiply-adds; "weighted layers" when splitting a net into thirds.
