@@ -69,16 +69,18 @@ CLUSTERING = {
 
 
 NOTES = """\
-How the settings were chosen: the grid above ({wds} weight decays x 2 pruning targets x 2 clusterings per model) was fixed
-before this run -- P1 and C1 are the settings of the earlier, test-tuned run; P2 prunes less (trading ratio headroom
-for accuracy), C2 fine-tunes the centroids longer at a lower rate. Every candidate is trained and compressed with every
-seed; the choice looks only at validation accuracy and at the real payload sizes, and the test split is evaluated only
-for the chosen candidate. The pruning retraining ({rounds} rounds x {prune_epochs} epochs, Adam {lr:g}) and the {epochs}-epoch baseline (trainer defaults: Adam 1e-3)
-are fixed, not searched. Validation is coarse: one image is 0.35 points and the candidates' means differ by one to a
-few images, so the choice between close candidates is partly noise. Compression ratio headroom differs by model:
-LeNet-300-100 on 8x8 inputs has only 64 inputs per fc1 unit (50,610 weights instead of MNIST's 266,610, and no
-always-blank border to prune), and its 410 float32 biases are 1,650 bytes, about 29 % of the payload, so every candidate
-sits near 36x; LeNet-5 (61,706 weights, as in the paper) has room: about 45x with P1 and 38x with P2."""
+How the settings were chosen: the grid above ({wds} weight decays x 2 pruning targets x 2 clusterings per
+model) was fixed before this run -- P1 and C1 are the settings of the earlier, test-tuned run; P2 prunes
+less (trading ratio headroom for accuracy), C2 fine-tunes the centroids longer at a lower rate. Every
+candidate is trained and compressed with every seed; the choice looks only at validation accuracy and at the
+real payload sizes, and the test split is evaluated only for the chosen candidate. The pruning retraining
+({rounds} rounds x {prune_epochs} epochs, Adam {lr:g}) and the {epochs}-epoch baseline (trainer defaults: Adam
+1e-3) are fixed, not searched. Validation is coarse: one image is 0.35 points and the candidates' means
+differ by one to a few images, so the choice between close candidates is partly noise. Compression ratio
+headroom differs by model: LeNet-300-100 on 8x8 inputs has only 64 inputs per fc1 unit (50,610 weights
+instead of MNIST's 266,610, and no always-blank border to prune), and its 410 float32 biases are 1,650
+bytes, about 29 % of the payload, so every candidate sits near 36x; LeNet-5 (61,706 weights, as in the
+paper) has room: about 45x with P1 and 38x with P2."""
 
 
 def _points(value):
@@ -164,7 +166,7 @@ def main():
             body.append(f"| {wd:g} | {p_key} | {c_key} | {lost:+.2f} | {rmin:.1f}x | {rmean:.1f}x | {mark} |")
         wd, p_key, c_key = chosen
         setting = CLUSTERING[name][c_key]
-        body += ["", f"Candidates: " + "; ".join(f"{k} sparsity {v}" for k, v in PRUNING[name].items()) + "; "
+        body += ["", "Candidates: " + "; ".join(f"{k} sparsity {v}" for k, v in PRUNING[name].items()) + "; "
                  + "; ".join(f"{k} k {v['clusters']}, {v['epochs']} epochs at lr {v['lr']:g}"
                              for k, v in CLUSTERING[name].items()) + ".", ""]
 
@@ -179,11 +181,12 @@ def main():
                             pruning.accuracy(row["pruned"], data), pruning.accuracy(row["decoded"], data),
                             enc.float32_bytes, enc.size_bytes, enc.compression_ratio))
         body += [f"Chosen: weight decay {wd:g}, {p_key} sparsity {PRUNING[name][p_key]}, {c_key} k "
-                 f"{setting['clusters']} with {setting['epochs']} epochs of centroid fine-tuning at lr {setting['lr']:g}.",
-                 "", f"Han et al.'s table (seed {args.seeds[0]}):", "", results[chosen][args.seeds[0]]["encoding"].table(),
-                 "", f"Test split ({data.info.num_test} images, one image = {100 / data.info.num_test:.2f} points):", "",
-                 "| seed | weights | kept | test acc. dense | pruned | pruned+clustered+Huffman (decoded) | points lost "
-                 "| float32 bytes | compressed bytes | ratio |",
+                 f"{setting['clusters']} with {setting['epochs']} epochs of centroid fine-tuning at lr "
+                 f"{setting['lr']:g}.", "", f"Han et al.'s table (seed {args.seeds[0]}):", "",
+                 results[chosen][args.seeds[0]]["encoding"].table(), "",
+                 f"Test split ({data.info.num_test} images, one image = {100 / data.info.num_test:.2f} points):", "",
+                 "| seed | weights | kept | test acc. dense | pruned | pruned+clustered+Huffman (decoded) "
+                 "| points lost | float32 bytes | compressed bytes | ratio |",
                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for seed, params, kept, before, pruned, after, raw, size, ratio in summary:
             body.append(f"| {seed} | {params:,} | {kept:,} | {before:.4f} | {pruned:.4f} | {after:.4f} | "
