@@ -162,8 +162,9 @@ def test_trainer_enforces_max_norm_after_every_step(tmp_path, model, options, st
         for layer in layers:
             norms = unit_norms(layer)
             assert norms.max() <= 0.5 + 1e-6, layer.name
-            # Tight: the largest unit sits on the bound (it was projected), not far inside it.
-            assert norms.max() == pytest.approx(0.5, abs=1e-4), layer.name
+            # Active: the largest unit sits at the bound (projected; the last step may pull it
+            # slightly inside), far below the ~1.4 of an unconstrained he_normal unit.
+            assert norms.max() >= 0.49, layer.name
     # Without the option the same run leaves units far above 0.5.
     free = train(run_dir=str(tmp_path / "free"), model=model, model_options={**options, "max_norm": None}, epochs=1,
                  batch_size=32, optimizer="sgd", lr=0.05, max_steps=8, strategy=strategy)
