@@ -2,22 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cs231n_tf import data as data_lib
-from cs231n_tf import models
 from cs231n_tf.compress import clustering, pruning
 from cs231n_tf.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data_lib.load("digits", batch_size=32)
-
-
-@pytest.fixture(scope="module")
-def trained(digits):
-    model = models.build("two_layer_net", digits.info.image_shape, 10, hidden_dim=32)
-    pruning.fit(model, digits, epochs=2, lr=0.01)
-    return model
 
 
 def test_linear_init_puts_evenly_spaced_centroids_and_assigns_nearest(trained):

@@ -23,19 +23,6 @@ def trainable_params(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-@pytest.fixture
-def zero_init(monkeypatch):
-    """Counting parameters needs shapes only: skip drawing ~50M random numbers per model."""
-    monkeypatch.setattr(tf.keras.initializers.VarianceScaling, "__call__",
-                        lambda self, shape, dtype=None, **kwargs: tf.zeros(shape, dtype or tf.float32))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    yield
-    tf.keras.backend.clear_session()
-
-
 def grid(model, layer):
     return tuple(model.get_layer(layer).output_shape[1:])
 

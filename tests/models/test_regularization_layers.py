@@ -19,12 +19,6 @@ from cs231n_tf.models.regularization import DropConnect, FractionalMaxPool2D, ma
 from cs231n_tf.optim.keras import get_optimizer
 
 
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    yield
-    tf.keras.backend.clear_session()
-
-
 def _dense_twin(layer, x):
     """A plain Dense layer with ``layer``'s weights, built on ``x``."""
     dense = tf.keras.layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias)

@@ -48,19 +48,6 @@ def trainable_params(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-@pytest.fixture
-def zero_init(monkeypatch):
-    """Counting parameters needs shapes only: skip drawing ~100M random numbers per model."""
-    monkeypatch.setattr(tf.keras.initializers.VarianceScaling, "__call__",
-                        lambda self, shape, dtype=None, **kwargs: tf.zeros(shape, dtype or tf.float32))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    yield
-    tf.keras.backend.clear_session()
-
-
 def images(shape, batch=2, seed=0):
     return np.random.RandomState(seed).uniform(-1, 1, (batch,) + tuple(shape)).astype(np.float32)
 

@@ -22,12 +22,6 @@ BATCH = 3
 ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    yield
-    tf.keras.backend.clear_session()
-
-
 def _images(shape, seed):
     return np.random.RandomState(seed).uniform(0, 1, (BATCH,) + tuple(shape)).astype(np.float32)
 
