@@ -203,6 +203,8 @@ def test_cli_finetune(tasks, capsys):
     assert "does not exist" in err and len(err.splitlines()) == 1
     assert cli.main(["finetune", "--run", tasks["run"], "--dataset", tasks["target"], "--out", out]) == 2
     assert "already holds a run" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", "--out", out, "--epochs", "5"]) == 2
+    assert "would train every layer" in capsys.readouterr().err
     assert cli.main(["finetune", "--run", tasks["run"], "--dataset", tasks["target"], "--out", out,
                      "--unfreeze-blocks", "some"]) == 2
     assert "expected an integer >= 0 or 'all'" in capsys.readouterr().err
