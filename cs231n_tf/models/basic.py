@@ -41,13 +41,11 @@ def _check_max_norm(value):
     """``None`` or a positive finite float: the ``max_norm`` option of every builder here."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ConfigError(f"max_norm must be None or a positive finite number, got {value!r}")
     try:
-        c = float(value)
+        c = None if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"max_norm must be None or a positive finite number, got {value!r}") from None
-    if not c > 0 or math.isinf(c):
+        c = None
+    if c is None or not 0 < c < math.inf:
         raise ConfigError(f"max_norm must be None or a positive finite number, got {value!r}")
     return c
 

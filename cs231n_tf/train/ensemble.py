@@ -33,7 +33,7 @@ import tensorflow as tf
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError, ShapeError
 from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.evaluate import load_run, predict_logits
-from cs231n_tf.train.regularizers import decayed_variables
+from cs231n_tf.train.regularizers import decayed_variables, regularization_loss
 from cs231n_tf.train.trainer import build_model, make_optimizer
 
 
@@ -286,9 +286,7 @@ class _Loop:
                 with tf.GradientTape() as tape:
                     logits = tf.cast(model(x, training=True), tf.float32)
                     loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-                    loss += tf.add_n([tf.constant(0.0)] + [tf.cast(l, tf.float32) for l in model.losses])
-                    if weight_decay and decayed:
-                        loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in decayed])
+                    loss += regularization_loss(model, decayed, "l2", weight_decay)
                 grads = tape.gradient(loss, model.trainable_variables)
                 optimizer.apply_gradients(zip(grads, model.trainable_variables))
                 # After apply_gradients the optimizer's learning_rate is the rate it just used.

@@ -63,6 +63,16 @@ def check_penalty(name, weight_decay, l1_ratio=0.5):
         raise ConfigError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
 
 
+def regularization_loss(model, decayed, name="l2", weight_decay=0.0, l1_ratio=0.5):
+    """All a training loss adds to its data term, a float32 scalar: the layers' own losses
+    (``model.losses``) plus the ``name`` penalty at ``weight_decay`` on ``decayed`` (the
+    :func:`decayed_variables` of ``model``, computed once by the caller, outside its step)."""
+    reg = _sum([tf.cast(loss, tf.float32) for loss in model.losses])
+    if weight_decay and decayed:
+        reg += penalty(name, decayed, weight_decay, l1_ratio)
+    return reg
+
+
 def penalty(name, weights, weight_decay, l1_ratio=0.5):
     """The penalty ``name`` (``l2``, ``l1`` or ``elastic``) of ``weights``, a float32 scalar."""
     check_penalty(name, weight_decay, l1_ratio)

@@ -83,12 +83,9 @@ def build_model(config, data, without_dropout=False):
 
 
 def regularization_loss(model, config, weight_decay):
-    """The trainer's penalty: layer losses plus ``config.penalty`` at ``weight_decay`` on kernels."""
-    reg = tf.add_n([tf.constant(0.0)] + [tf.cast(l, tf.float32) for l in model.losses])
-    decayed = regularizers.decayed_variables(model)
-    if weight_decay and decayed:
-        reg += regularizers.penalty(config.penalty, decayed, weight_decay, config.l1_ratio)
-    return reg
+    """The trainer's regularisation term for ``model`` with ``config``'s penalty at ``weight_decay``."""
+    return regularizers.regularization_loss(model, regularizers.decayed_variables(model), config.penalty,
+                                            weight_decay, config.l1_ratio)
 
 
 def data_loss(model, x, y, training):

@@ -242,9 +242,8 @@ class Trainer:
             logits = tf.cast(model(x, training=True), tf.float32)
             per_example = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
             data_loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
-            reg = tf.add_n([tf.constant(0.0)] + [tf.cast(l, tf.float32) for l in model.losses])
-            if config.weight_decay and self._decayed:
-                reg += regularizers.penalty(config.penalty, self._decayed, config.weight_decay, config.l1_ratio)
+            reg = regularizers.regularization_loss(model, self._decayed, config.penalty, config.weight_decay,
+                                                   config.l1_ratio)
             loss = data_loss + tf.nn.scale_regularization_loss(reg)
             scaled = opt.get_scaled_loss(loss) if isinstance(opt, tf.keras.mixed_precision.LossScaleOptimizer) else loss
         grads = tape.gradient(scaled, model.trainable_variables)
