@@ -5,7 +5,6 @@ import datetime
 import os
 
 from cs231n_tf.errors import ConfigError, RunDirError
-from cs231n_tf.fileio import atomic_write_json, read_json
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
               "course_sgd", "course_momentum", "course_nesterov", "course_adagrad", "course_rmsprop", "course_adam")
@@ -189,24 +188,14 @@ def default_run_dir(config, root="runs"):
     return os.path.join(root, f"{config.model}-{config.dataset.replace(':', '_').replace('/', '_')}-{stamp}")
 
 
-def save_run_config(run_dir, config, data_info, input_shape, num_classes):
-    atomic_write_json(os.path.join(run_dir, CONFIG_FILE), {
-        "train": config.to_json(),
-        "data": data_info.to_json(),
-        "model": {"name": config.model, "options": config.model_options,
-                  "input_shape": list(input_shape), "num_classes": int(num_classes)},
-    })
-
-
 def load_run_config(run_dir):
     """Read and check a run directory's ``config.json``; bad or missing runs raise RunDirError."""
-    if not os.path.isdir(run_dir):
-        raise RunDirError(f"run directory {run_dir!r} does not exist")
+    from cs231n_tf.engine import rundir
+
+    obj = rundir.read_config(run_dir)
+    rundir.require_task(run_dir, "classification")
     path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise RunDirError(f"{run_dir!r} is not a run directory: it has no {CONFIG_FILE}")
     try:
-        obj = read_json(path)
         TrainConfig.from_json(obj["train"])
         for key in ("name", "options", "input_shape", "num_classes"):
             obj["model"][key]

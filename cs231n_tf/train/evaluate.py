@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from cs231n_tf.errors import RunDirError
 from cs231n_tf.train import config as config_lib
-from cs231n_tf.train.trainer import CHECKPOINT_DIR, build_model
+from cs231n_tf.engine.state import CHECKPOINT_DIR, restore_checkpoint
+from cs231n_tf.tasks.classification import build_model
 
 
 @dataclasses.dataclass
@@ -43,11 +44,7 @@ def load_run(run_dir, checkpoint=None, float32=False):
         raise RunDirError(f"run directory {run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
     m = run_config["model"]
     model = build_model(build_config, tuple(m["input_shape"]), int(m["num_classes"]))
-    try:
-        status = tf.train.Checkpoint(model=model).restore(path)
-        status.expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as exc:
-        raise RunDirError(f"cannot restore checkpoint {path!r}: {str(exc).splitlines()[0]}") from exc
+    restore_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
     return LoadedRun(os.path.abspath(run_dir), config, run_config, model, path)
 
 

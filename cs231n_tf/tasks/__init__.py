@@ -1,0 +1,21 @@
+"""Engine tasks by name: what a run's ``config.json`` ``"task"`` entry refers to.
+
+Tasks are imported lazily, so reading a run directory does not import every application family.
+A new task registers its module here under the name it records.
+"""
+
+import importlib
+
+from cs231n_tf.errors import RunDirError
+
+TASKS = {
+    "classification": "cs231n_tf.tasks.classification:ClassificationTask",
+}
+
+
+def get_task_class(name):
+    """The task class registered as ``name``."""
+    if name not in TASKS:
+        raise RunDirError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    module, _, attr = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
