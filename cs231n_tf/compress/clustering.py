@@ -3,7 +3,7 @@
 Han et al. 2016, "Deep Compression", sec. 3: cluster each layer's weights into ``k`` shared values
 with k-means, store a ``log2(k)``-bit index per weight plus the ``k`` float centroids, and fine-tune
 the centroids (the gradient of a centroid is the sum of the gradients of the weights sharing it).
-tensorflow-model-optimization's ``cluster_weights`` does exactly that during ``model.fit``;
+tensorflow-model-optimization's ``cluster_weights`` does exactly that during training (on the engine);
 ``LINEAR`` initialisation (centroids evenly spaced between the min and max weight) is the one Han
 et al. found best, ``KMEANS_PLUS_PLUS`` is Arthur & Vassilvitskii's 2007 seeding.
 

@@ -148,8 +148,7 @@ def run(args):
     original = loaded.model
     epochs, lr, seed = args.finetune_epochs, args.lr, args.seed
 
-    def train_ds(epoch):
-        return pruning.train_dataset(data, seed + epoch)
+    train_ds = pruning.train_epochs(data, seed)
 
     def say(message):
         print(message, flush=True)

@@ -7,37 +7,33 @@
 * :func:`dsd` - Han et al., 2017, "DSD: Dense-sparse-dense training for deep neural networks":
   train dense; prune each kernel to sparsity ``s`` by magnitude and train with that mask held fixed;
   then drop the mask and train dense again at a lower learning rate.
-* :func:`fine_tune` - the plain supervised loop the other compressors use to recover accuracy.
+* :func:`fine_tune` - plain supervised fine-tuning, which the other compressors use to recover accuracy.
 
-Every loop is a ``tf.function`` train step over a dataset that yields ``(normalised images,
-integer labels)`` batches, e.g. ``DataSplits.train_epoch(epoch, seed)``. ``train_ds`` may also be a
-callable ``epoch -> dataset`` so that each epoch gets its own shuffle.
+All of them train on the engine (:func:`cs231n_tf.tasks.classification.train_model`), so they run
+under any strategy and precision the engine offers. Data is a dataset that yields ``(normalised
+images, integer labels)`` batches, e.g. ``DataSplits.train_epoch(epoch, seed)``, or a callable
+``epoch -> dataset`` so that each epoch gets its own shuffle.
 """
-
-import numbers
 
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
+from cs231n_tf.engine.hooks import Hook
 from cs231n_tf.errors import ConfigError, InputTypeError
+from cs231n_tf.tasks.classification import epoch_losses, train_model
 
 PRUNABLE = (tf.keras.layers.Dense, tf.keras.layers.Conv2D)
 
 
-def _epoch_data(train_ds, epoch):
-    return train_ds(epoch) if callable(train_ds) else train_ds
-
-
 def check_positive_int(name, value, allow_zero=False):
     """:class:`ConfigError` unless ``value`` is a positive (or, with ``allow_zero``, non-negative) int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
-        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} int, got {value!r}")
+    validation.positive_int(name, value, allow_zero)
 
 
 def check_lr(lr):
     """:class:`ConfigError` unless the learning rate ``lr`` is a positive number."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    validation.positive_number("lr", lr)
 
 
 def check_model(model, role="model"):
@@ -46,56 +42,44 @@ def check_model(model, role="model"):
         raise InputTypeError(f"{role} must be a tf.keras.Model, got {type(model).__name__}")
 
 
+def _shifted(train_ds, offset):
+    """``train_ds`` with its epochs numbered from ``offset`` (a later phase of one schedule)."""
+    if callable(train_ds) and offset:
+        return lambda epoch: train_ds(epoch + offset)
+    return train_ds
+
+
 def hard_loss(logits, labels):
     """Mean cross-entropy of ``logits [batch, classes]`` against integer ``labels [batch]``."""
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)))
 
 
-def run_epochs(step, train_ds, epochs, epoch_offset=0):
-    """Run ``step(x, y) -> loss`` over ``epochs`` epochs; returns the mean loss of each epoch."""
-    history = []
-    for epoch in range(epochs):
-        total, count = 0.0, 0
-        for x, y in _epoch_data(train_ds, epoch_offset + epoch):
-            total = total + step(x, y)  # stays on the device; read once per epoch
-            count += 1
-        if count == 0:
-            raise ConfigError("train_ds yielded no batches")
-        history.append(float(total) / count)
-    return history
+def fine_tune(model, train_ds, epochs, lr, history=None, **settings):
+    """Train ``model`` in place with Adam on the hard-label cross-entropy (on the engine); returns ``model``.
 
-
-def _supervised_step(model, optimizer, after_update=None, gradient_masks=None):
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = hard_loss(model(x, training=True), y)
-            total = loss + tf.add_n(model.losses) if model.losses else loss
-        grads = tape.gradient(total, model.trainable_variables)
-        if gradient_masks is not None:
-            grads = [g * gradient_masks[v.ref()] if v.ref() in gradient_masks else g
-                     for g, v in zip(grads, model.trainable_variables)]
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        if after_update is not None:
-            after_update()
-        return loss
-
-    return step
-
-
-def fine_tune(model, train_ds, epochs, lr, history=None):
-    """Train ``model`` in place with Adam on the hard-label cross-entropy; returns ``model``.
-
-    ``history`` (a list) receives each epoch's mean training loss.
+    ``history`` (a list) receives each epoch's mean training loss; ``settings`` are engine settings
+    (``strategy``, ``mixed_precision``, ``steps_per_execution``...).
     """
     check_model(model)
     check_positive_int("epochs", epochs)
     check_lr(lr)
-    losses = run_epochs(_supervised_step(model, tf.keras.optimizers.Adam(lr)), train_ds, epochs)
+    result = train_model(model, train_ds, epochs, tf.keras.optimizers.Adam(lr), **settings)
     if history is not None:
-        history.extend(losses)
+        history.extend(epoch_losses(result))
     return model
+
+
+def distillation_losses(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
+    """Hinton et al.'s loss per example (``[batch]``), see :func:`distillation_loss`."""
+    t = tf.cast(temperature, tf.float32)
+    s = tf.cast(student_logits, tf.float32)
+    p_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / t)
+    log_p_teacher = tf.nn.log_softmax(tf.cast(teacher_logits, tf.float32) / t)
+    log_p_student = tf.nn.log_softmax(s / t)
+    soft = tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1)
+    hard = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=s)
+    return alpha * t * t * soft + (1.0 - alpha) * hard
 
 
 def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
@@ -106,16 +90,10 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, a
     only by the teacher's entropy, a constant, so the gradients are the paper's; it is 0 when the
     student matches the teacher.
     """
-    t = tf.cast(temperature, tf.float32)
-    s = tf.cast(student_logits, tf.float32)
-    p_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / t)
-    log_p_teacher = tf.nn.log_softmax(tf.cast(teacher_logits, tf.float32) / t)
-    log_p_student = tf.nn.log_softmax(s / t)
-    soft = tf.reduce_mean(tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1))
-    return alpha * t * t * soft + (1.0 - alpha) * hard_loss(s, labels)
+    return tf.reduce_mean(distillation_losses(student_logits, teacher_logits, labels, temperature, alpha))
 
 
-def distill(teacher, student, train_ds, epochs, temperature=4.0, alpha=0.9, lr=1e-3, history=None):
+def distill(teacher, student, train_ds, epochs, temperature=4.0, alpha=0.9, lr=1e-3, history=None, **settings):
     """Train ``student`` (in place, Adam at ``lr``) on :func:`distillation_loss` against ``teacher``.
 
     The teacher runs in inference mode and is never updated. Both take the same normalised
@@ -133,21 +111,13 @@ def distill(teacher, student, train_ds, epochs, temperature=4.0, alpha=0.9, lr=1
     if teacher.output_shape[-1] != student.output_shape[-1]:
         raise ConfigError(f"teacher has {teacher.output_shape[-1]} classes but student has "
                           f"{student.output_shape[-1]}")
-    optimizer = tf.keras.optimizers.Adam(lr)
 
-    @tf.function
-    def step(x, y):
-        teacher_logits = teacher(x, training=False)
-        with tf.GradientTape() as tape:
-            loss = distillation_loss(student(x, training=True), teacher_logits, y, temperature, alpha)
-            total = loss + tf.add_n(student.losses) if student.losses else loss
-        grads = tape.gradient(total, student.trainable_variables)
-        optimizer.apply_gradients(zip(grads, student.trainable_variables))
-        return loss
+    def loss_fn(student_logits, labels, x):
+        return distillation_losses(student_logits, teacher(x, training=False), labels, temperature, alpha)
 
-    losses = run_epochs(step, train_ds, epochs)
+    result = train_model(student, train_ds, epochs, tf.keras.optimizers.Adam(lr), loss_fn=loss_fn, **settings)
     if history is not None:
-        history.extend(losses)
+        history.extend(epoch_losses(result))
     return student
 
 
@@ -175,7 +145,7 @@ def magnitude_masks(model, sparsity):
     return masks
 
 
-def sparse_train(model, train_ds, masks, epochs, lr, history=None, epoch_offset=0):
+def sparse_train(model, train_ds, masks, epochs, lr, history=None, epoch_offset=0, **settings):
     """Train with the ``masks`` of :func:`magnitude_masks` held fixed (DSD's sparse phase).
 
     The masked weights are zeroed before the first step, their gradients are masked (so Adam's
@@ -190,16 +160,23 @@ def sparse_train(model, train_ds, masks, epochs, lr, history=None, epoch_offset=
         raise ConfigError(f"{len(missing)} mask(s) do not belong to a trainable variable of {model.name!r}")
     for ref, mask in masks.items():
         variables[ref].assign(variables[ref] * mask)
-
-    def reapply():
-        for ref, mask in masks.items():
-            variables[ref].assign(variables[ref] * mask)
-
-    step = _supervised_step(model, tf.keras.optimizers.Adam(lr), after_update=reapply, gradient_masks=masks)
-    losses = run_epochs(step, train_ds, epochs, epoch_offset)
+    hook = _Remask([(variables[ref], mask) for ref, mask in masks.items()])
+    result = train_model(model, _shifted(train_ds, epoch_offset), epochs, tf.keras.optimizers.Adam(lr),
+                         gradient_masks=masks, hooks=[hook], **settings)
     if history is not None:
-        history.extend(losses)
+        history.extend(epoch_losses(result))
     return model
+
+
+class _Remask(Hook):
+    """Re-apply fixed masks after every update, in the compiled step."""
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def after_step(self, engine):
+        for variable, mask in self.masks:
+            variable.assign(variable * mask)
 
 
 def dsd(model, train_ds, sparsity=0.5, dense_epochs=2, sparse_epochs=2, redense_epochs=2, lr=1e-3,
@@ -225,12 +202,10 @@ def dsd(model, train_ds, sparsity=0.5, dense_epochs=2, sparse_epochs=2, redense_
     report = {"sparsity": float(sparsity), "dense_loss": [], "sparse_loss": [], "redense_loss": []}
     masks = magnitude_masks(model, sparsity)  # validates sparsity before any training
     if dense_epochs:
-        report["dense_loss"] = run_epochs(_supervised_step(model, tf.keras.optimizers.Adam(lr)), train_ds,
-                                           dense_epochs)
+        fine_tune(model, train_ds, dense_epochs, lr, report["dense_loss"])
         masks = magnitude_masks(model, sparsity)
     sparse_train(model, train_ds, masks, sparse_epochs, lr, report["sparse_loss"], epoch_offset=dense_epochs)
     report["sparse_zero_fraction"] = {k.name: float(np.mean(k.numpy() == 0.0)) for k in prunable_kernels(model)}
-    report["redense_loss"] = run_epochs(
-        _supervised_step(model, tf.keras.optimizers.Adam(lr * redense_lr_factor)), train_ds, redense_epochs,
-        epoch_offset=dense_epochs + sparse_epochs)
+    fine_tune(model, _shifted(train_ds, dense_epochs + sparse_epochs), redense_epochs, lr * redense_lr_factor,
+              report["redense_loss"])
     return model, report

@@ -19,7 +19,9 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
+from cs231n_tf.engine.hooks import Hook
 from cs231n_tf.errors import ConfigError
+from cs231n_tf.tasks.classification import train_model
 
 sparsity_api = tfmot.sparsity.keras
 SCHEDULES = ("constant", "polynomial")
@@ -90,30 +92,50 @@ def wrap_layers(model, targets, wrap, what):
     return tf.keras.models.clone_model(source, clone_function=clone_function)
 
 
-def train_dataset(data, seed=0, batch_size=None):
-    """The training split, reshuffled every epoch (fixed by ``seed``), preprocessed and batched."""
-    x, y = data.arrays["x_train"], data.arrays["y_train"]
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size or data.batch_size)
-    ds = ds.map(lambda xb, yb: (data.preprocess(xb), tf.cast(yb, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+def train_epochs(data, seed=0):
+    """``epoch -> dataset``: the training split in an order fixed by ``(seed, epoch)``, every example used."""
+    return lambda epoch: data.train_epoch(epoch, seed, drop_remainder=False)
 
 
-def fit(model, data, epochs, lr=1e-3, seed=0, callbacks=()):
-    """Fine-tune ``model`` with Adam on the training split for ``epochs`` epochs (``model.fit``).
+def fit(model, data, epochs, lr=1e-3, seed=0, hooks=(), **settings):
+    """Fine-tune ``model`` with Adam on the training split for ``epochs`` epochs, on the engine.
 
-    Seeds Python, NumPy and TensorFlow with ``seed`` first, so a fine-tuning run is repeatable.
-
-    tfmot's wrappers update their masks / centroids inside ``fit`` through callbacks, which is why
-    fine-tuning goes through Keras's loop rather than the package trainer.
+    ``seed`` fixes the engine's random state and the data order, so a fine-tuning run is
+    repeatable. tfmot's pruning wrappers need :class:`UpdatePruningStep` among the ``hooks``
+    (:func:`fine_tune_pruned` adds it); ``settings`` are engine settings (``strategy``...).
     """
     if epochs <= 0:
         return model
-    tf.keras.utils.set_random_seed(seed)
-    model.compile(optimizer=tf.keras.optimizers.Adam(lr),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(train_dataset(data, seed), epochs=int(epochs), verbose=0, callbacks=list(callbacks))
+    train_model(model, train_epochs(data, seed), int(epochs), tf.keras.optimizers.Adam(lr), hooks=hooks,
+                seed=seed, **settings)
     return model
+
+
+class UpdatePruningStep(Hook):
+    """tfmot's ``UpdatePruningStep`` callback as an engine hook, in the compiled step.
+
+    The callback sets every wrapper's ``pruning_step`` to the number of batches trained before each
+    batch (from 0 on a fresh model) and re-applies the masks at epoch ends; here the counter is
+    advanced in the graph after every update, so several steps can run per call and under any
+    strategy, and the counter is a weight of the model, so it is checkpointed with it.
+    """
+
+    def __init__(self, model):
+        self.layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+                       if isinstance(layer, PruneLowMagnitude)]
+
+    def on_train_begin(self, engine):
+        if self.layers and int(self.layers[0].pruning_step.numpy()) == -1:
+            for layer in self.layers:
+                layer.pruning_step.assign(0)
+
+    def after_step(self, engine):
+        for layer in self.layers:
+            layer.pruning_step.assign_add(1)
+
+    def on_epoch_end(self, engine, record):
+        for layer in self.layers:
+            layer.pruning_obj.weight_mask_op()
 
 
 def accuracy(model, data, split="test"):
@@ -165,7 +187,7 @@ def prune(model, sparsity, schedule="constant", begin_step=1, end_step=None, fre
         ``{layer name: sparsity}`` for per-layer targets (other layers stay dense).
       schedule, begin_step, end_step, frequency: see :func:`make_schedule` (steps are optimizer steps).
 
-    Returns the wrapped model; train it with ``callbacks=[UpdatePruningStep()]`` (see :func:`fit`)
+    Returns the wrapped model; train it with :func:`fine_tune_pruned` (the :class:`UpdatePruningStep` hook)
     and finish with :func:`strip_pruning`.
     """
     targets = {name: s for name, s in per_layer(model, sparsity, check_sparsity, "sparsity").items() if s > 0}
@@ -186,8 +208,8 @@ def strip_pruning(model):
 
 
 def fine_tune_pruned(model, data, epochs, lr=1e-3, seed=0):
-    """:func:`fit` with tfmot's ``UpdatePruningStep`` callback (required by the wrappers)."""
-    return fit(model, data, epochs, lr, seed, callbacks=[sparsity_api.UpdatePruningStep()])
+    """:func:`fit` with the :class:`UpdatePruningStep` hook (required by the wrappers)."""
+    return fit(model, data, epochs, lr, seed, hooks=[UpdatePruningStep(model)])
 
 
 def round_targets(target, rounds):

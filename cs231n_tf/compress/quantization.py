@@ -22,8 +22,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.compress.distill import check_lr, check_model, check_positive_int, run_epochs, hard_loss
+from cs231n_tf.compress.distill import check_lr, check_model, check_positive_int
 from cs231n_tf.errors import ConfigError, InputTypeError
+from cs231n_tf.tasks.classification import epoch_losses, train_model
 from cs231n_tf.export.exporter import QUANTIZE, ServingModule, TFLiteRunner, convert_tflite, write_saved_model
 
 PRESERVE = (None, "sparsity", "clusters", "sparse_clusters")
@@ -128,30 +129,20 @@ def quantize(model, preserve=None):
                           f"{str(exc).splitlines()[0]}") from exc
 
 
-def quantization_aware_training(model, train_ds, epochs, lr, preserve=None, history=None):
+def quantization_aware_training(model, train_ds, epochs, lr, preserve=None, history=None, **settings):
     """Fine-tune a fake-quantized copy of ``model`` and return it, ready for int8 TFLite.
 
     ``train_ds`` yields ``(normalised images, integer labels)`` batches (or is a callable
-    ``epoch -> dataset``); training is Adam at ``lr`` on the cross-entropy. ``preserve`` as in
+    ``epoch -> dataset``); training is Adam at ``lr`` on the cross-entropy, on the engine (``settings``: engine settings). ``preserve`` as in
     :func:`quantize`. ``history`` (a list) receives each epoch's mean loss. Convert the result with
     :func:`qat_to_tflite_int8`.
     """
     check_positive_int("epochs", epochs)
     check_lr(lr)
     qat = quantize(model, preserve)
-    optimizer = tf.keras.optimizers.Adam(lr)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = hard_loss(qat(x, training=True), y)
-        grads = tape.gradient(loss, qat.trainable_variables)
-        optimizer.apply_gradients(zip(grads, qat.trainable_variables))
-        return loss
-
-    losses = run_epochs(step, train_ds, epochs)
+    result = train_model(qat, train_ds, epochs, tf.keras.optimizers.Adam(lr), **settings)
     if history is not None:
-        history.extend(losses)
+        history.extend(epoch_losses(result))
     return qat
 
 

@@ -32,7 +32,9 @@ class StepContext:
         values = tf.cast(per_example, tf.float32)
         if values.shape.rank and values.shape.rank > 1:
             values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
-        return tf.nn.compute_average_loss(values, global_batch_size=global_batch_size or self.global_batch_size)
+        if global_batch_size is None:
+            global_batch_size = self.global_batch_size
+        return tf.nn.compute_average_loss(values, global_batch_size=global_batch_size)
 
     def scale_regularization(self, loss):
         """A term computed identically on every replica (weight decay), divided by the replica count."""

@@ -320,6 +320,7 @@ class Engine:
         start_wall = time.perf_counter()
         values = {}
         self.stop_training = False
+        self.last_logs = {}  # the last step's returned values (tensors; reading them waits for the device)
         batch = task.global_batch_size
         while int(state.epoch.numpy()) < settings.epochs and not self.stop_training:
             epoch = int(state.epoch.numpy())
@@ -342,7 +343,7 @@ class Engine:
                         self.stop_training = True
                         break
                     n = min(n, settings.max_steps - step)
-                logs = self._train_steps(iterator, tf.constant(n, tf.int64))
+                logs = self.last_logs = self._train_steps(iterator, tf.constant(n, tf.int64))
                 step, in_epoch, epoch_steps = step + n, in_epoch + n, epoch_steps + n
                 train_examples += n * batch
                 if settings.checkpoint_every and step % settings.checkpoint_every == 0:
@@ -372,7 +373,7 @@ class Engine:
                 state.step_in_epoch.assign(0)
             reporter.end_epoch(in_epoch, values)
             record = {"epoch": epoch + 1, "step": step, **{f"train_{k}": v for k, v in values.items()}}
-            val = self._eval_record(task.epoch_split, "val_")
+            val = self._eval_record(task.epoch_split, "val_") if task.epoch_split else {}
             val.pop("val_examples", None)
             record.update(val)
             history.append(record)

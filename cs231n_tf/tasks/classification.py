@@ -26,7 +26,7 @@ import tensorflow as tf
 from cs231n_tf import models as model_registry
 from cs231n_tf.data.augment import Augmenter
 from cs231n_tf.engine.task import Task
-from cs231n_tf.errors import ConfigError
+from cs231n_tf.errors import ConfigError, InputTypeError
 from cs231n_tf.optim import keras as course_optimizers
 from cs231n_tf.optim.schedules import make_schedule
 from cs231n_tf.train import config as config_lib
@@ -131,9 +131,14 @@ class ClassificationTask(Task):
 
     name = "classification"
 
-    def __init__(self, config, data=None, model=None, optimizer=None, loss_fn=None, gradient_masks=None):
+    def __init__(self, config, data=None, model=None, optimizer=None, loss_fn=None, gradient_masks=None,
+                 train_data=None, eval_data=None, evaluate=True):
         super().__init__(config.validate())
+        if not evaluate:  # tools that only train (sanity checks, the range test) skip evaluation
+            self.final_splits, self.epoch_split = (), None
         self.data = data
+        self.train_data = train_data
+        self.eval_data = dict(eval_data or {})
         self._given_model = model
         self._given_optimizer = optimizer
         self.loss_fn = loss_fn
@@ -145,6 +150,9 @@ class ClassificationTask(Task):
 
     def prepare(self):
         config = self.config
+        if self.train_data is not None:
+            self._given_steps = _count_batches(self._epoch_data(0))
+            return
         if self.data is None:
             self.data = config_lib.load_data(config)
         info = self.data.info
@@ -155,7 +163,18 @@ class ClassificationTask(Task):
             self.augmenter = Augmenter(config.augment, train_images=self.data.arrays["x_train"],
                                        pixel_max=info.pixel_max)
 
+    def _epoch_data(self, epoch):
+        data = self.train_data(epoch) if callable(self.train_data) else self.train_data
+        if not isinstance(data, tf.data.Dataset):
+            raise InputTypeError(f"train_data must be a tf.data.Dataset or a callable epoch -> dataset, "
+                                 f"got {type(data).__name__}")
+        return data
+
     def steps_per_epoch(self):
+        if self.train_data is not None:
+            if not self._given_steps:
+                raise ConfigError("train_data yielded no batches")
+            return self._given_steps
         steps = self.data.steps_per_epoch(self.config.batch_size)
         if steps == 0:
             raise ConfigError(f"batch_size {self.config.batch_size} is larger than the "
@@ -163,10 +182,14 @@ class ClassificationTask(Task):
         return steps
 
     def train_dataset(self, epoch, skip_batches=0):
+        if self.train_data is not None:
+            return self._epoch_data(epoch).skip(skip_batches)
         return self.data.train_epoch(epoch, self.config.seed, self.config.batch_size, skip_batches=skip_batches,
                                      augment=self.augmenter)
 
     def eval_dataset(self, split):
+        if self.data is None:
+            return self.eval_data.get(split)
         if split == "validation" and not self.data.info.num_validation:
             return None
         return self.data.split(split)
@@ -174,8 +197,12 @@ class ClassificationTask(Task):
     # ---- models and steps ---------------------------------------------------------------------
 
     def build(self, ctx):
-        config, info = self.config, self.data.info
-        self.model = self._given_model or build_model(config, info.image_shape, info.num_classes)
+        config = self.config
+        if self._given_model is not None:
+            self.model = self._given_model
+        else:
+            info = self.data.info
+            self.model = build_model(config, info.image_shape, info.num_classes)
         if self._given_optimizer is None:
             self.lr_schedule = make_learning_rate(config, self.steps_per_epoch())
             optimizer = make_optimizer(config.optimizer, self.lr_schedule, config.clip_norm, config.clip_value)
@@ -222,7 +249,9 @@ class ClassificationTask(Task):
             logits = tf.cast(model(x, training=True), tf.float32)
             per_example = self.per_example_loss(logits, y, x)
             reg = self.regularization()
-            loss = ctx.mean(per_example) + ctx.scale_regularization(reg)
+            # Given data sets may end on a smaller batch: average over the batch actually seen.
+            batch_size = None if self.train_data is None else tf.shape(y)[0] * ctx.num_replicas
+            loss = ctx.mean(per_example, batch_size) + ctx.scale_regularization(reg)
         transform = None
         if self.gradient_masks:
             masks = self.gradient_masks
@@ -249,6 +278,8 @@ class ClassificationTask(Task):
     # ---- reporting and export -----------------------------------------------------------------
 
     def run_config(self):
+        if self.data is None:  # given model and data: recorded, but not rebuilt from the registry
+            return {"train": self.config.to_json(), "model": {"name": self.model.name, "given": True}}
         info = self.data.info
         config = self.config
         return {"train": config.to_json(), "data": info.to_json(),
@@ -266,6 +297,8 @@ class ClassificationTask(Task):
         return {"learning_rate": self.learning_rate(max(step - 1, 0))}
 
     def describe(self):
+        if self.data is None:
+            return f"training {self.model.name} on the given data"
         info = self.data.info
         return f"training {self.config.model} on {self.config.dataset} ({info.num_train} examples)"
 
@@ -274,6 +307,43 @@ class ClassificationTask(Task):
 
         info = self.data.info
         return ServingModule(self.model, info.mean, info.std, info.image_shape)
+
+
+def _count_batches(dataset):
+    cardinality = int(dataset.cardinality().numpy())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ConfigError("train_data is infinite; give one epoch's batches (e.g. .take(n))")
+    if cardinality >= 0:
+        return cardinality
+    return int(dataset.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+def train_model(model, train_data, epochs, optimizer, *, loss_fn=None, gradient_masks=None, eval_data=None,
+                hooks=(), run_dir=None, resume=False, log=None, **settings):
+    """Train a ready Keras classifier on the engine, in place; returns the :class:`EngineResult`.
+
+    The shared fine-tuning entry point of the compression and training tools. ``train_data``: a
+    ``tf.data.Dataset`` of ``(inputs, integer labels)`` batches, or a callable ``epoch -> dataset``
+    (its own shuffle per epoch). ``optimizer``: a Keras optimizer (wrapped for mixed precision by the
+    engine). ``eval_data``: ``{split: dataset}`` evaluated at epoch ends (``validation``) and at
+    the end (``test``). ``settings`` are :class:`TrainConfig` fields the engine reads (``seed``,
+    ``strategy``, ``steps_per_execution``, ``xla``, ``weight_decay``...). ``run_dir=None`` keeps
+    everything in memory; with a directory the run checkpoints and ``resume`` continues it.
+    ``history = [r["train_loss"] for r in result.metrics["history"]]``.
+    """
+    from cs231n_tf.engine import Engine
+
+    if not isinstance(model, tf.keras.Model):
+        raise InputTypeError(f"model must be a tf.keras.Model, got {type(model).__name__}")
+    config = with_overrides(config_lib.TrainConfig(), epochs=epochs, **settings)
+    task = ClassificationTask(config, model=model, optimizer=optimizer, loss_fn=loss_fn,
+                              gradient_masks=gradient_masks, train_data=train_data, eval_data=eval_data)
+    return Engine(task, run_dir, resume=resume, log=log, hooks=hooks, progress=False).run()
+
+
+def epoch_losses(result):
+    """The mean training loss of every epoch of an :class:`EngineResult`."""
+    return [r["train_loss"] for r in result.metrics["history"]]
 
 
 def with_overrides(config, **overrides):

@@ -12,14 +12,11 @@
   1992) and its exponential moving average variant: keep a running average of the weights during
   training and evaluate with it (:class:`WeightAverager`, :func:`train_averaged`).
 
-The independent, snapshot and averaging runs use a small ``tf.function`` loop of their own: one
-graph call per epoch (the loop over the epoch's batches runs inside the graph), the same loss as
-the package's trainer (mean cross-entropy, model losses, ``0.5 * weight_decay * sum(w**2)`` over
-kernels) and the same data order (:meth:`DataSplits.train_epoch` fixed by ``(seed, epoch)``). They
-run on one device in float32 and keep their results in memory; :class:`TrainConfig` options the
-loop does not implement (schedules, clipping, augmentation, mixed precision, strategies...) raise
-``ConfigError``. For checkpointed or distributed members use :func:`cs231n_tf.train.train` per
-seed and pass the run directories to :func:`average_predictions`.
+The independent, snapshot and averaging runs are in-memory runs of the classification task on the
+engine (the package's one loop), so every :class:`TrainConfig` option works for them (schedules,
+clipping, augmentation, mixed precision, strategies); the snapshots and the running average are
+engine hooks, the average updated inside the compiled step. For checkpointed members use
+:func:`cs231n_tf.train.train` per seed and pass the run directories to :func:`average_predictions`.
 """
 
 import contextlib
@@ -33,8 +30,8 @@ import tensorflow as tf
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError, ShapeError
 from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.evaluate import load_run, predict_logits
-from cs231n_tf.train.regularizers import decayed_variables, regularization_loss
-from cs231n_tf.train.trainer import build_model, make_optimizer
+from cs231n_tf.engine import Engine, Hook
+from cs231n_tf.tasks.classification import ClassificationTask, build_model, make_optimizer, with_overrides
 
 
 def _say(message):
@@ -261,74 +258,68 @@ class CyclicCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"lr_max": self.lr_max, "total_steps": self.total_steps, "cycles": self.cycles}
 
 
-class _Loop:
-    """A one-device ``tf.function`` loop with the trainer's loss; one graph call per epoch."""
+class _RecordRates(Hook):
+    """Writes the rate the optimizer applied at every step into a variable, in the compiled step."""
 
-    def __init__(self, config, data, learning_rate, after_step=None):
-        self.config, self.data = config, data
-        tf.keras.utils.set_random_seed(config.seed)
-        info = data.info
-        self.model = build_model(config, info.image_shape, info.num_classes)
-        self.optimizer = make_optimizer(config.optimizer, learning_rate)
-        self.optimizer.build(self.model.trainable_variables)
-        self.steps_per_epoch = data.steps_per_epoch(config.batch_size)
-        if self.steps_per_epoch == 0:
-            raise ConfigError(f"batch_size {config.batch_size} is larger than the {info.num_train} training examples")
-        decayed = decayed_variables(self.model)
-        model, optimizer, weight_decay = self.model, self.optimizer, float(config.weight_decay)
+    def __init__(self, total_steps):
+        self.total_steps = total_steps
 
-        @tf.function
-        def run_epoch(iterator, steps):
-            rates = tf.TensorArray(tf.float32, size=steps)
-            total = tf.constant(0.0)
-            for i in tf.range(steps):
-                x, y = next(iterator)
-                with tf.GradientTape() as tape:
-                    logits = tf.cast(model(x, training=True), tf.float32)
-                    loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-                    loss += regularization_loss(model, decayed, "l2", weight_decay)
-                grads = tape.gradient(loss, model.trainable_variables)
-                optimizer.apply_gradients(zip(grads, model.trainable_variables))
-                # After apply_gradients the optimizer's learning_rate is the rate it just used.
-                rates = rates.write(i, tf.cast(optimizer.learning_rate, tf.float32))
-                total += loss
-                if after_step is not None:
-                    after_step()
-            return rates.stack(), total / tf.cast(steps, tf.float32)
+    def build(self, engine):
+        self.rates = tf.Variable(tf.zeros([self.total_steps]), trainable=False)
 
-        self._run_epoch = run_epoch
-
-    def epoch(self, epoch):
-        ds = self.data.train_epoch(epoch, self.config.seed, self.config.batch_size)
-        rates, loss = self._run_epoch(iter(ds), tf.constant(self.steps_per_epoch))
-        return rates.numpy(), float(loss)
-
-    def accuracy(self, split):
-        logits, labels = predict_logits(self.model, self.data.split(split))
-        return float((logits.argmax(-1) == labels).mean())
+    def after_step(self, engine):
+        # Keras sets the optimizer's current rate from the schedule before applying an update.
+        optimizer = engine.task.optimizer
+        rate = tf.cast(getattr(optimizer, "inner_optimizer", optimizer).learning_rate, tf.float32)
+        self.rates.scatter_nd_update([[engine.state.step - 1]], [rate])
 
 
-# TrainConfig fields the loop implements, and fields that only tune the trainer's bookkeeping.
-_LOOP_FIELDS = {"model", "model_options", "dataset", "data_dir", "validation_fraction", "split_seed", "epochs",
-                "batch_size", "optimizer", "lr", "weight_decay", "seed"}
-_BOOKKEEPING_FIELDS = {"xla", "deterministic", "log_every", "checkpoint_every", "keep_checkpoints",
-                       "steps_per_execution"}
+class _Snapshots(Hook):
+    def __init__(self, every):
+        self.every, self.weights, self.steps = every, [], []
+
+    def on_epoch_end(self, engine, record):
+        if record["epoch"] % self.every == 0:
+            self.weights.append(engine.task.model.get_weights())
+            self.steps.append(record["step"])
+
+
+class _Average(Hook):
+    """Updates a :class:`WeightAverager` after every step from the end of epoch ``start_epoch`` on."""
+
+    def __init__(self, decay, start_epoch):
+        self.decay, self.start_epoch = decay, start_epoch
+
+    def build(self, engine):
+        self.averager = WeightAverager(engine.task.model, self.decay)
+        self.active = tf.Variable(self.start_epoch == 0, trainable=False)
+
+    def checkpoint_objects(self):
+        return {"averages": list(self.averager.averages), "count": self.averager.count, "active": self.active}
+
+    def on_epoch_end(self, engine, record):
+        if record["epoch"] == self.start_epoch:
+            # The average starts from the weights reached so far.
+            for average, variable in zip(self.averager.averages, self.averager.variables):
+                average.assign(variable)
+            self.active.assign(True)
+
+    def after_step(self, engine):
+        def update():
+            self.averager.update()
+            return tf.constant(True)
+
+        tf.cond(self.active, update, lambda: tf.constant(False))
+
+
+def _engine(config, data, hooks=(), optimizer=None):
+    """An in-memory engine run of the classification task (the package's one loop)."""
+    task = ClassificationTask(config, data=data, optimizer=optimizer)
+    return Engine(task, None, log=None, hooks=hooks, progress=False)
 
 
 def _setup(config, data, overrides):
-    try:
-        config = dataclasses.replace(config or config_lib.TrainConfig(), **overrides).validate()
-    except TypeError as exc:
-        raise ConfigError(f"unknown TrainConfig field: {exc}") from None
-    # Fail loudly rather than silently train something other than what the config says.
-    defaults = config_lib.TrainConfig()
-    unsupported = [f.name for f in dataclasses.fields(config)
-                   if f.name not in _LOOP_FIELDS | _BOOKKEEPING_FIELDS
-                   and getattr(config, f.name) != getattr(defaults, f.name)]
-    if unsupported:
-        raise ConfigError(f"the ensemble loop does not implement {', '.join(unsupported)}; it supports "
-                          f"{', '.join(sorted(_LOOP_FIELDS))} (train checkpointed members with "
-                          "cs231n_tf.train.train and pass their run directories to average_predictions)")
+    config = with_overrides(config or config_lib.TrainConfig(), **overrides).validate()
     data = data or config_lib.load_data(config)
     return config, data
 
@@ -346,12 +337,13 @@ def train_independent(config=None, seeds=(0, 1, 2), data=None, log=_say, **overr
     config, data = _setup(config, data, overrides)
     members = []
     for seed in seeds:
-        loop = _Loop(dataclasses.replace(config, seed=seed), data, config.lr)
-        for epoch in range(config.epochs):
-            _, loss = loop.epoch(epoch)
-        loop.model._name = f"seed{seed}"
-        log(f"seed {seed}: final epoch loss {loss:.4f}, test accuracy {loop.accuracy('test'):.4f}")
-        members.append(loop.model)
+        engine = _engine(dataclasses.replace(config, seed=seed), data)
+        result = engine.run()
+        model = engine.task.model
+        model._name = f"seed{seed}"
+        log(f"seed {seed}: final epoch loss {result.metrics['final_train_loss']:.4f}, "
+            f"test accuracy {result.metrics['test_accuracy']:.4f}")
+        members.append(model)
     return members
 
 
@@ -408,20 +400,23 @@ def train_snapshot_ensemble(config=None, cycles=5, data=None, log=_say, **overri
     if config.epochs % cycles:
         raise ConfigError(f"epochs ({config.epochs}) must be a multiple of cycles ({cycles}) so that every "
                           "cycle ends on an epoch boundary")
+    if config.lr_schedule != "constant" or config.warmup_epochs:
+        raise ConfigError("a snapshot ensemble sets its own cyclic cosine rate; leave lr_schedule 'constant' "
+                          "without warm-up (lr is the cycles' peak)")
     steps_per_epoch = data.steps_per_epoch(config.batch_size)
-    schedule = CyclicCosine(config.lr, max(config.epochs * steps_per_epoch, 1), cycles)
-    loop = _Loop(config, data, schedule)
-    epochs_per_cycle = config.epochs // cycles
-    snapshots, steps, rates = [], [], []
-    for epoch in range(config.epochs):
-        epoch_rates, loss = loop.epoch(epoch)
-        rates.append(epoch_rates)
-        if (epoch + 1) % epochs_per_cycle == 0:
-            snapshots.append(loop.model.get_weights())
-            steps.append((epoch + 1) * loop.steps_per_epoch)
-            log(f"cycle {len(snapshots)}/{cycles} (epoch {epoch + 1}): loss {loss:.4f}, snapshot "
-                f"val_acc {loop.accuracy('validation') if data.info.num_validation else float('nan'):.4f}")
-    return SnapshotEnsemble(snapshots, steps, np.concatenate(rates), loop.model, config, data)
+    total = max(config.epochs * steps_per_epoch, 1)
+    schedule = CyclicCosine(config.lr, total, cycles)
+    rates, snapshots = _RecordRates(total), _Snapshots(config.epochs // cycles)
+
+    def optimizer(_):
+        return make_optimizer(config.optimizer, schedule, config.clip_norm, config.clip_value)
+
+    engine = _engine(config, data, hooks=[rates, snapshots], optimizer=optimizer)
+    engine.run()
+    for i, step in enumerate(snapshots.steps):
+        log(f"cycle {i + 1}/{cycles}: snapshot at step {step}")
+    return SnapshotEnsemble(snapshots.weights, snapshots.steps, rates.rates.numpy()[:engine.state.step.numpy()],
+                            engine.task.model, config, data)
 
 
 @dataclasses.dataclass
@@ -454,24 +449,9 @@ def train_averaged(config=None, decay=None, start_epoch=0, data=None, log=_say, 
     config, data = _setup(config, data, overrides)
     if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or not 0 <= start_epoch < config.epochs:
         raise ConfigError(f"start_epoch must be an int in 0..{config.epochs - 1}, got {start_epoch!r}")
-    holder = {}
-    averaging = tf.Variable(False, trainable=False)
-
-    def update():
-        holder["averager"].update()
-        return tf.constant(True)
-
-    def after_step():
-        tf.cond(averaging, update, lambda: tf.constant(False))
-
-    loop = _Loop(config, data, config.lr, after_step=after_step)
-    holder["averager"] = averager = WeightAverager(loop.model, decay)
-    for epoch in range(config.epochs):
-        if epoch == start_epoch:
-            # The average starts from the weights reached so far.
-            for average, variable in zip(averager.averages, averager.variables):
-                average.assign(variable)
-            averaging.assign(True)
-        _, loss = loop.epoch(epoch)
-        log(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}")
-    return AveragedRun(loop.model, averager, config, data)
+    hook = _Average(decay, start_epoch)
+    engine = _engine(config, data, hooks=[hook])
+    result = engine.run()
+    log(f"trained {config.epochs} epoch(s): final epoch loss {result.metrics['final_train_loss']:.4f}; "
+        f"{int(hook.averager.count.numpy())} steps averaged")
+    return AveragedRun(engine.task.model, hook.averager, config, data)

@@ -14,12 +14,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.errors import ConfigError
+from cs231n_tf.engine import Engine, Hook
+from cs231n_tf.errors import ConfigError, NonFiniteLossError
+from cs231n_tf.tasks.classification import ClassificationTask
 from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.train import trainer as trainer_lib
 from cs231n_tf.train.config import TrainConfig
 from cs231n_tf.train.config import load_data
-from cs231n_tf.train.sanity import build_model, data_loss, regularization_loss
+from cs231n_tf.train.sanity import build_model
 
 METHODS = ("steepest", "min/10")
 
@@ -72,6 +74,40 @@ def suggest(lrs, smoothed, skip=0.1):
     end = max(lowest + 1, start + 3)
     slope = np.gradient(smoothed[start:end], np.log(lrs[start:end]))
     return float(lrs[start + int(np.argmin(slope))]), float(lrs[lowest])
+
+
+class _Table(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """The sweep's rates as a schedule of the optimizer's step counter (the last rate after the end)."""
+
+    def __init__(self, rates):
+        self.rates = np.asarray(rates, np.float32)
+
+    def __call__(self, step):
+        index = tf.minimum(tf.cast(step, tf.int64), len(self.rates) - 1)
+        return tf.gather(tf.constant(self.rates), index)
+
+    def get_config(self):
+        return {"rates": self.rates.tolist()}
+
+
+class _Sweep(Hook):
+    """Records every step's loss and its bias-corrected moving average; stops on divergence."""
+
+    def __init__(self, beta, diverge_factor):
+        self.beta, self.diverge_factor = beta, diverge_factor
+        self.losses, self.smoothed, self.average, self.best = [], [], 0.0, math.inf
+
+    def record(self, loss):
+        self.losses.append(loss)
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        self.smoothed.append(self.average / (1 - self.beta ** len(self.losses)))
+        return self.smoothed[-1]
+
+    def after_execution(self, engine, logs):
+        smoothed = self.record(logs["loss"])
+        if not math.isfinite(smoothed) or smoothed > self.diverge_factor * self.best:
+            engine.stop_training = True
+        self.best = min(self.best, smoothed)
 
 
 def plot(result, path, title=None):
@@ -139,36 +175,19 @@ def lr_range_test(config=None, min_lr=1e-6, max_lr=1.0, steps=100, *, data=None,
     if per_epoch == 0:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {data.info.num_train} training examples")
     model = build_model(config, data)
-    optimizer = trainer_lib.make_optimizer(config.optimizer, min_lr, config.clip_norm, config.clip_value)
-
-    @tf.function
-    def train_step(x, y, lr):
-        optimizer.learning_rate.assign(lr)
-        with tf.GradientTape() as tape:
-            loss, _ = data_loss(model, x, y, training=True)
-            loss += regularization_loss(model, config, config.weight_decay)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    def batches():
-        epoch = 0
-        while True:
-            yield from data.train_epoch(epoch, config.seed, config.batch_size)
-            epoch += 1
-
     schedule = lr_schedule(min_lr, max_lr, steps)
-    losses, smoothed, avg, best = [], [], 0.0, math.inf
-    stopped = False
-    for i, ((x, y), lr) in enumerate(zip(batches(), schedule), start=1):
-        loss = float(train_step(x, y, tf.constant(lr, tf.float32)))
-        losses.append(loss)
-        avg = beta * avg + (1 - beta) * loss
-        smoothed.append(avg / (1 - beta ** i))
-        if not math.isfinite(smoothed[-1]) or smoothed[-1] > diverge_factor * best:
-            stopped = i < steps
-            break
-        best = min(best, smoothed[-1])
+    optimizer = trainer_lib.make_optimizer(config.optimizer, _Table(schedule), config.clip_norm, config.clip_value)
+    sweep = _Sweep(beta, diverge_factor)
+    run = dataclasses.replace(config, epochs=-(-steps // per_epoch), max_steps=steps, steps_per_execution=1,
+                              mixed_precision=None, strategy="default", augment=[], lr_schedule="constant",
+                              warmup_epochs=0.0, log_every=steps + 1)
+    task = ClassificationTask(run, data=data, model=model, optimizer=optimizer, evaluate=False)
+    try:
+        Engine(task, None, log=None, hooks=[sweep], progress=False).run()
+    except NonFiniteLossError:
+        sweep.record(float("nan"))  # the step that diverged ends the sweep
+    losses, smoothed = sweep.losses, sweep.smoothed
+    stopped = len(losses) < steps
     taken = len(losses)
     steepest, lowest = suggest(schedule[:taken], smoothed)
     result = LRRangeResult(lrs=schedule[:taken], losses=np.asarray(losses), smoothed=np.asarray(smoothed),

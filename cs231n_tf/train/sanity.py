@@ -11,9 +11,10 @@ Before spending hours on training, the lecture checks three things in minutes:
     learning rate, the optimizer or the gradient path is broken.
 
 Models are built through the registry from the :class:`TrainConfig` (the same builder, options,
-``init``, seed, optimizer and gradient clipping the trainer uses). The checks run on one device in
-float32 at the constant rate ``config.lr`` (no schedule) and without augmentation: they test the
-model, the loss and the optimizer, not the input pipeline.
+``init``, seed, optimizer and gradient clipping the trainer uses). Check (c) trains on the engine
+(the package's one loop), in memory, on one device in float32 at the constant rate ``config.lr``
+(no schedule) and without augmentation: the checks test the model, the loss and the optimizer, not
+the input pipeline.
 """
 
 import dataclasses
@@ -22,7 +23,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.errors import ConfigError
+from cs231n_tf.engine import Engine, StopAtMetric
+from cs231n_tf.errors import ConfigError, NonFiniteLossError
+from cs231n_tf.tasks.classification import ClassificationTask
 from cs231n_tf.train import regularizers
 from cs231n_tf.train import trainer as trainer_lib
 from cs231n_tf.train import config as config_lib
@@ -126,27 +129,24 @@ def _check_overfit(config, data, examples, steps, target, check_every):
     model = build_model(config, data, without_dropout=True)
     optimizer = trainer_lib.make_optimizer(config.optimizer, config.lr, config.clip_norm, config.clip_value)
     x, y = _subset(data, examples, config.seed)
-
-    @tf.function
-    def train_steps(n):
-        # Accuracy is that of the forward pass each step trains on, as the trainer reports it.
-        loss, correct = tf.constant(0.0), tf.constant(0, tf.int32)
-        for _ in tf.range(n):
-            with tf.GradientTape() as tape:
-                loss, logits = data_loss(model, x, y, training=True)
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32))
-        return loss, correct
-
-    done, accuracy, loss = 0, 0.0, float("nan")
-    while done < steps:
-        n = min(check_every, steps - done)
-        loss_t, correct = train_steps(tf.constant(n))
-        done += n
-        loss, accuracy = float(loss_t), int(correct) / int(y.shape[0])
-        if accuracy >= target or not math.isfinite(loss):
-            break
+    # One full batch, check_every steps per epoch: the engine checks the last step's accuracy (that
+    # of the forward pass it trains on) after every check_every steps and stops once it is reached.
+    batches = tf.data.Dataset.from_tensors((x, y)).repeat(check_every)
+    run = dataclasses.replace(config, epochs=-(-steps // check_every), max_steps=steps, batch_size=int(y.shape[0]),
+                              steps_per_execution=check_every, weight_decay=0.0, mixed_precision=None,
+                              strategy="default", augment=[], log_every=steps + 1)
+    stop = StopAtMetric("accuracy", target)
+    task = ClassificationTask(run, model=model, optimizer=optimizer, train_data=batches, evaluate=False)
+    engine = Engine(task, None, log=None, hooks=[stop], progress=False)
+    loss, accuracy = float("nan"), 0.0
+    try:
+        engine.run()
+    except NonFiniteLossError:
+        pass
+    else:
+        logs = {k: float(v) for k, v in engine.last_logs.items()}
+        loss, accuracy = logs["loss"], logs["accuracy"]
+    done = int(engine.state.step.numpy())
     passed = accuracy >= target
     return Check("overfit_small_subset", passed, accuracy, f">= {target:g} training accuracy within {steps} steps",
                  f"{int(y.shape[0])} examples, {config.optimizer} lr {config.lr:g}, no regularisation: "

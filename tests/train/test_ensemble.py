@@ -197,6 +197,15 @@ def test_recompute_batchnorm_gives_the_mean_of_batch_statistics():
     assert np.all(bn.moving_mean.numpy() == 5.0)
 
 
-def test_loop_rejects_options_it_does_not_implement(digits):
-    with pytest.raises(ConfigError, match="does not implement mixed_precision, max_steps;"):
-        ensemble.train_independent(seeds=[0], data=digits, max_steps=3, mixed_precision="mixed_bfloat16", **TINY)
+def test_members_train_under_any_engine_option(digits):
+    # The ensemble tools run on the engine, so strategies and mixed precision apply to them too.
+    (mirrored,) = ensemble.train_independent(seeds=[0], data=digits, epochs=1, lr=0.01, strategy="mirrored",
+                                             log=quiet, **TINY)
+    (single,) = ensemble.train_independent(seeds=[0], data=digits, epochs=1, lr=0.01, log=quiet, **TINY)
+    for a, b in zip(mirrored.get_weights(), single.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    (half,) = ensemble.train_independent(seeds=[0], data=digits, epochs=1, lr=0.01, mixed_precision="mixed_bfloat16",
+                                         log=quiet, **TINY)
+    assert half.output.dtype == tf.float32
+    with pytest.raises(ConfigError, match="cyclic cosine"):
+        ensemble.train_snapshot_ensemble(cycles=1, data=digits, epochs=1, lr_schedule="cosine", log=quiet, **TINY)
