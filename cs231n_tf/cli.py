@@ -255,20 +255,6 @@ def build_parser():
     return parser
 
 
-def _refuse_finetuned_resume(run_dir):
-    """A fine-tuned run's frozen layers are not in its config, so `train --resume` would unfreeze them."""
-    import json
-
-    try:
-        with open(os.path.join(run_dir, "metrics.json")) as f:
-            finetuned = "finetune" in json.load(f)
-    except (OSError, ValueError):
-        return
-    if finetuned:
-        raise UsageError(f"{PROG} train: {run_dir} was made by `{PROG} finetune` with some layers frozen; "
-                         f"`train --resume` would train every layer. Fine-tune it again into a new --out instead")
-
-
 def _train_config(args):
     from cs231n_tf.train.config import TrainConfig, load_run_config
 
@@ -282,7 +268,6 @@ def _train_config(args):
         if not args.out:
             raise UsageError(f"{PROG} train: --resume needs --out RUN_DIR (the run to continue)")
         saved = TrainConfig.from_json(load_run_config(args.out)["train"])
-        _refuse_finetuned_resume(args.out)
         conflicts = [k for k, v in given.items() if k not in _RESUMABLE and getattr(saved, k) != v]
         if conflicts:
             raise UsageError(f"{PROG} train: --resume keeps the run's settings; these differ from it: "

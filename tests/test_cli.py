@@ -122,3 +122,44 @@ def test_sanity_check_flag_runs_the_checks_first(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "[FAIL]" in captured.out and "sanity checks failed" in captured.err
     assert not (tmp_path / "bad").exists()
+
+
+def _one_line(capsys, fragment):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err and "Traceback" not in err, err
+    return err
+
+
+def test_npz_with_an_empty_training_split(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "empty.npz"
+    np.savez(path, x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64),
+             x_test=np.zeros((4, 8, 8), np.uint8), y_test=np.arange(4))
+    assert cli.main(["train", "--dataset", f"npz:{path}"] + TINY) == 2
+    _one_line(capsys, "train split is empty")
+
+
+def test_truncated_checkpoint_is_named_and_resume_falls_back(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli.main(["train", "--out", out, "--checkpoint-every", "5"] + TINY) == 0
+    capsys.readouterr()
+    ckpts = os.path.join(out, "checkpoints")
+    latest = json.load(open(os.path.join(out, "metrics.json")))["checkpoint"]
+    for name in os.listdir(ckpts):
+        if name.startswith(os.path.basename(latest) + ".data"):
+            with open(os.path.join(ckpts, name), "r+b") as f:
+                f.truncate(16)
+    assert cli.main(["evaluate", "--run", out]) == 2
+    _one_line(capsys, "is corrupt")
+    assert cli.main(["train", "--out", out, "--resume", "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "falling back to the newest readable checkpoint" in printed and "resumed from" in printed
+    assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 2
+
+
+def test_out_under_a_path_that_cannot_be_created(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert cli.main(["train", "--out", str(blocker / "run")] + TINY) == 2
+    _one_line(capsys, "cannot create run directory")

@@ -209,6 +209,9 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
     raw = sources.load_raw(name, data_dir=data_dir, download=download, image_size=image_size)
     rng = np.random.default_rng(split_seed)
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    for split, x in (("training", x_train), ("test", x_test)):
+        if x is not None and len(x) == 0:  # every source, before the splits divide it further
+            raise DataError(f"data set {name!r} has an empty {split} split")
     if x_test is None:
         keep, held = _split_indices(y_train, test_fraction, rng)
         if len(held) == 0:

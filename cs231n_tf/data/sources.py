@@ -132,6 +132,8 @@ def _check_arrays(x, y, what):
         x = x[..., None]
     if x.ndim != 4:
         raise DataError(f"{what}: images must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
+    if len(x) == 0:
+        raise DataError(f"{what} split is empty; it needs at least one image")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{what}: labels must have shape ({len(x)},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):

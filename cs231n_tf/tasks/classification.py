@@ -211,8 +211,19 @@ class ClassificationTask(Task):
             if callable(optimizer) and not isinstance(optimizer, tf.keras.optimizers.Optimizer):
                 optimizer = optimizer(self.steps_per_epoch())
             self.lr_schedule = getattr(optimizer, "learning_rate", None)
+        # The optimizer's slots cover every variable the model can train, frozen or not, so a run
+        # whose frozen set changes between phases (fine-tuning) checkpoints and resumes one layout.
+        slot_variables = list(self.model.trainable_variables)
+        if config.frozen_layers:
+            names = [layer.name for layer in self.model.layers]
+            unknown = [n for n in config.frozen_layers if n not in names]
+            if unknown:
+                raise ConfigError(f"frozen_layers names layer(s) {', '.join(unknown)} that model "
+                                  f"{self.model.name!r} does not have")
+            for name in config.frozen_layers:
+                self.model.get_layer(name).trainable = False
         self.optimizer = ctx.optimizer(optimizer)
-        self.optimizer.build(self.model.trainable_variables)
+        self.optimizer.build(slot_variables)
         self._decayed = regularizers.decayed_variables(self.model)
         self.loss_metric = tf.keras.metrics.Mean("loss")
         self.accuracy_metric = tf.keras.metrics.SparseCategoricalAccuracy("accuracy")
@@ -282,7 +293,9 @@ class ClassificationTask(Task):
             return {"train": self.config.to_json(), "model": {"name": self.model.name, "given": True}}
         info = self.data.info
         config = self.config
-        return {"train": config.to_json(), "data": info.to_json(),
+        # Recorded as the model is when the run starts (a fine-tuning phase freezes after building).
+        frozen = [layer.name for layer in self.model.layers if layer.weights and not layer.trainable]
+        return {"train": dict(config.to_json(), frozen_layers=frozen or None), "data": info.to_json(),
                 "model": {"name": config.model, "options": config.model_options,
                           "input_shape": list(info.image_shape), "num_classes": int(info.num_classes)}}
 

@@ -43,6 +43,10 @@ class TrainConfig:
     Data: ``augment`` lists training augmentations (:mod:`cs231n_tf.data.augment`, e.g.
     ``["flip", "crop:4"]``); ``preprocessing`` is ``channel`` (per-channel mean/std) or
     ``mean_image`` (subtract the per-pixel mean image).
+
+    ``frozen_layers``: names of the model's layers kept frozen (not trainable; BatchNormalization
+    in inference mode). A fine-tuned run records its frozen layers here, so resuming it trains what
+    the fine-tuning trained.
     """
 
     model: str = "small_convnet"
@@ -79,6 +83,7 @@ class TrainConfig:
     init: str = None
     augment: list = dataclasses.field(default_factory=list)
     preprocessing: str = "channel"
+    frozen_layers: list = None
 
     def validate(self):
         def positive_int(name, value, allow_zero=False):
@@ -124,6 +129,9 @@ class TrainConfig:
         from cs231n_tf.data.augment import parse_augment
 
         parse_augment(self.augment)
+        if self.frozen_layers is not None and (not isinstance(self.frozen_layers, (list, tuple))
+                                               or not all(isinstance(n, str) for n in self.frozen_layers)):
+            raise ConfigError(f"frozen_layers must be a list of layer names, got {self.frozen_layers!r}")
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSING)}, got {self.preprocessing!r}")
         return self

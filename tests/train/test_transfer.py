@@ -203,8 +203,17 @@ def test_cli_finetune(tasks, capsys):
     assert "does not exist" in err and len(err.splitlines()) == 1
     assert cli.main(["finetune", "--run", tasks["run"], "--dataset", tasks["target"], "--out", out]) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert cli.main(["train", "--resume", "--out", out, "--epochs", "5"]) == 2
-    assert "would train every layer" in capsys.readouterr().err
+    # The fine-tuned run records its frozen layers: resuming it keeps them frozen.
+    frozen = json.load(open(f"{out}/config.json"))["train"]["frozen_layers"]
+    assert frozen and "logits" not in frozen
+    kernel = "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    before = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{out}/checkpoints")).get_tensor(kernel)
+    epochs = json.load(open(f"{out}/metrics.json"))["epochs"]
+    assert cli.main(["train", "--resume", "--out", out, "--epochs", str(epochs + 1)]) == 0
+    capsys.readouterr()
+    after = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{out}/checkpoints")).get_tensor(kernel)
+    np.testing.assert_array_equal(before, after)  # the first (frozen) layer did not move
+    assert json.load(open(f"{out}/config.json"))["train"]["frozen_layers"] == frozen
     assert cli.main(["finetune", "--run", tasks["run"], "--dataset", tasks["target"], "--out", out,
                      "--unfreeze-blocks", "some"]) == 2
     assert "expected an integer >= 0 or 'all'" in capsys.readouterr().err
