@@ -196,9 +196,11 @@ def test_regularization_covers_weights_only(small):
     assert base != pytest.approx(data_changed)
 
 
-def test_float32_default_and_seeded_init():
+def test_dtype_defaults_and_seeded_init():
     a, b = TwoLayerNet(input_dim=8, hidden_dim=4, num_classes=3), TwoLayerNet(input_dim=8, hidden_dim=4, num_classes=3)
-    assert a.params["W1"].dtype == tf.float32
+    assert a.params["W1"].dtype == tf.float64  # the course's TwoLayerNet is float64 ...
+    assert FullyConnectedNet([4], input_dim=8, num_classes=3).params["W1"].dtype == tf.float32  # ... its FC net float32
+    assert TwoLayerNet(input_dim=8, hidden_dim=4, num_classes=3, dtype="float32").params["W1"].dtype == tf.float32
     np.testing.assert_array_equal(a.params["W1"].numpy(), b.params["W1"].numpy())
     assert 5e-4 < a.params["W1"].numpy().std() < 2e-3  # weight_scale 1e-3
     c = TwoLayerNet(input_dim=8, hidden_dim=4, num_classes=3, seed=1)
@@ -220,8 +222,11 @@ def test_two_layer_net_overfits_small_subset(digits):
     net = TwoLayerNet(input_dim=64, hidden_dim=50, num_classes=10, weight_scale=1e-2, seed=0)
     history = train_network(net, small, update="adam", learning_rate=1e-2, num_epochs=30, batch_size=10)
     assert history["train_acc_history"][-1] == 1.0
-    assert accuracy(net, x[:40], y[:40]) == 1.0
     assert history["loss_history"][-1] < 0.1 * history["loss_history"][0]
+    # The net ends at the epoch with the best validation accuracy (the first one reaching it).
+    best_epoch = history["val_acc_history"].index(history["best_val_acc"])
+    assert accuracy(net, x[40:80], y[40:80]) == history["best_val_acc"]
+    assert accuracy(net, x[:40], y[:40]) == history["train_acc_history"][best_epoch]
 
 
 @pytest.mark.parametrize("update", ["sgd", "sgd_momentum"])
@@ -261,3 +266,27 @@ def test_errors(small):
         train_network(net, {"x_train": x, "y_train": y})
     with pytest.raises(ConfigError, match="update must be one of"):
         train_network(net, {"x_train": x, "y_train": y, "x_val": x, "y_val": y}, update="lbfgs")
+
+
+def test_two_layer_net_matches_the_course_toy_check():
+    # Assignment 1's two_layer_net notebook: its toy model, toy data and reference values.
+    np.random.seed(0)
+    params = {"W1": 1e-1 * np.random.randn(4, 10), "b1": np.zeros(10),
+              "W2": 1e-1 * np.random.randn(10, 3), "b2": np.zeros(3)}
+    np.random.seed(1)
+    x = 10 * np.random.randn(5, 4)
+    y = np.array([0, 1, 2, 2, 1])
+    net = TwoLayerNet(input_dim=4, hidden_dim=10, num_classes=3)
+    assert net.dtype == tf.float64
+    for name, value in params.items():
+        net.params[name].assign(value)
+    correct_scores = np.array([[-0.81233741, -1.27654624, -0.70335995],
+                               [-0.17129677, -1.18803311, -0.47310444],
+                               [-0.51590475, -1.01354314, -0.8504215],
+                               [-0.15419291, -0.48629638, -0.52901952],
+                               [-0.00618733, -0.12435261, -0.15226949]])
+    assert np.sum(np.abs(net.loss(x) - correct_scores)) < 1e-6
+    # The notebook's reg=0.05 multiplies sum(W**2) without the 1/2 this class uses, so it is reg=0.1 here.
+    net.reg = 0.1
+    loss, _ = net.loss(x, y)
+    assert abs(loss - 1.30378789133) < 1e-10
