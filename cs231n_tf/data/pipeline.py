@@ -258,7 +258,7 @@ def list_datasets(data_dir=None):
         except Exception:  # a broken tfds folder must not break the listing
             present = False
         rows.append((name, "tfds", "present" if present else
-                     f"absent from {data_dir or sources.default_tfds_dir()} (needs --download)"))
+                     f"absent from {data_dir or sources.default_tfds_dir()} (needs a download)"))
     rows.append(("folder:PATH", "user", "one sub-folder per class of image files"))
     rows.append(("npz:PATH", "user", "arrays x_train, y_train, x_test, y_test"))
     return rows

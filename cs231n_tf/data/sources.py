@@ -98,7 +98,7 @@ def load_tfds(name, data_dir=None, download=False):
     remedy = (
         f"Provide it with `cs231n-tf datasets --download {name} --data-dir {data_dir}` on a machine "
         f"with network access, or `tfds build {name} --data_dir {data_dir}`, then copy the folder "
-        f"{os.path.join(data_dir, name)} here (or point --data-dir / TFDS_DATA_DIR at it)."
+        f"{os.path.join(data_dir, name)} here (or point data_dir or TFDS_DATA_DIR at its parent)."
     )
     with _quiet_absl():
         builder = tfds.builder(name, data_dir=data_dir)

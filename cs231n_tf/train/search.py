@@ -101,9 +101,9 @@ def _number(text, where):
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"--param {where}: {text!r} is not a number") from None
+        raise ConfigError(f"search parameter {where}: {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise ConfigError(f"--param {where}: bounds must be finite, got {text!r}")
+        raise ConfigError(f"search parameter {where}: bounds must be finite, got {text!r}")
     return value
 
 
@@ -125,11 +125,12 @@ def parse_param(text):
     name, sep, spec = str(text).partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not name or not spec:
-        raise ConfigError(f"--param {text}: expected NAME=LOW:HIGH:SCALE or NAME=choice:A,B,...")
+        raise ConfigError(f"search parameter {text}: expected NAME=LOW:HIGH:SCALE or NAME=choice:A,B,...")
     if spec.startswith("choice:"):
         items = [s.strip() for s in spec[len("choice:"):].split(",")]
         if not items or any(not s for s in items):
-            raise ConfigError(f"--param {text}: choice needs a comma-separated list of values, e.g. choice:32,64,128")
+            raise ConfigError(f"search parameter {text}: choice needs a comma-separated list of values, "
+                              "e.g. choice:32,64,128")
         choices = []
         for item in items:
             try:
@@ -137,20 +138,20 @@ def parse_param(text):
             except ValueError:
                 choices.append(item)
         if len(set(json.dumps(c) for c in choices)) != len(choices):
-            raise ConfigError(f"--param {text}: choice values repeat")
+            raise ConfigError(f"search parameter {text}: choice values repeat")
         return ParamSpec(name, "choice", choices=tuple(choices))
     parts = spec.split(":")
     if len(parts) != 3:
-        raise ConfigError(f"--param {text}: expected NAME=LOW:HIGH:SCALE with SCALE log or linear, "
+        raise ConfigError(f"search parameter {text}: expected NAME=LOW:HIGH:SCALE with SCALE log or linear, "
                           f"or NAME=choice:A,B,...")
     low_text, high_text, scale = (p.strip() for p in parts)
     if scale not in ("log", "linear"):
-        raise ConfigError(f"--param {text}: unknown scale {scale!r}; use log, linear or choice:A,B,...")
+        raise ConfigError(f"search parameter {text}: unknown scale {scale!r}; use log, linear or choice:A,B,...")
     low, high = _number(low_text, text), _number(high_text, text)
     if not low < high:
-        raise ConfigError(f"--param {text}: low must be below high, got {low:g} >= {high:g}")
+        raise ConfigError(f"search parameter {text}: low must be below high, got {low:g} >= {high:g}")
     if scale == "log" and low <= 0:
-        raise ConfigError(f"--param {text}: a log scale needs low > 0, got {low:g}")
+        raise ConfigError(f"search parameter {text}: a log scale needs low > 0, got {low:g}")
     return ParamSpec(name, scale, low, high, integer=_is_int_text(low_text) and _is_int_text(high_text))
 
 
@@ -177,16 +178,16 @@ def resolve_params(specs, base):
     seen, resolved = set(), []
     for spec in specs:
         if spec.name in seen:
-            raise ConfigError(f"--param {spec.name} is given twice")
+            raise ConfigError(f"search parameter {spec.name} is given twice")
         seen.add(spec.name)
         if spec.name in FIXED_FIELDS:
-            raise ConfigError(f"--param {spec.name}: {spec.name} is fixed for the whole search "
+            raise ConfigError(f"search parameter {spec.name}: {spec.name} is fixed for the whole search "
                               f"(searchable: TrainConfig fields other than {', '.join(FIXED_FIELDS)}, "
                               "or model options)")
         if spec.name in fields:
             integer = fields[spec.name] in (int, "int")
             if integer and spec.scale != "choice" and not _integer_bounds(spec):
-                raise ConfigError(f"--param {spec}: {spec.name} is an integer; give integer bounds")
+                raise ConfigError(f"search parameter {spec}: {spec.name} is an integer; give integer bounds")
             spec = dataclasses.replace(spec, target="config", integer=integer if spec.scale != "choice" else False)
             probes = spec.choices if spec.scale == "choice" else (spec.low, spec.high)
             for value in probes:
@@ -194,10 +195,10 @@ def resolve_params(specs, base):
                 try:
                     dataclasses.replace(base, **{spec.name: value}).validate()
                 except ConfigError as exc:
-                    raise ConfigError(f"--param {spec}: {exc}") from None
+                    raise ConfigError(f"search parameter {spec}: {exc}") from None
         elif spec.name in model_options:
             if spec.name in base.model_options:
-                raise ConfigError(f"--param {spec.name}: also fixed by --model-option {spec.name}; give it once")
+                raise ConfigError(f"search parameter {spec.name}: also fixed by model option {spec.name}; give it once")
             # The builder's default says whether the option is an int (hidden_dim=100) or a float
             # (dropout=0.0); without a numeric default, integer bounds mean integers.
             default = model_options[spec.name]
@@ -205,16 +206,16 @@ def resolve_params(specs, base):
             if isinstance(default, (int, float)) and not isinstance(default, bool) and spec.scale != "choice":
                 integer = isinstance(default, int)
                 if integer and not _integer_bounds(spec):
-                    raise ConfigError(f"--param {spec}: option {spec.name} of {base.model} is an integer; "
+                    raise ConfigError(f"search parameter {spec}: option {spec.name} of {base.model} is an integer; "
                                       "give integer bounds")
             spec = dataclasses.replace(spec, target="model_options", integer=integer)
         else:
             raise ConfigError(
-                f"unknown --param {spec.name!r}: not a train option nor an option of model {base.model!r} "
+                f"unknown search parameter {spec.name!r}: not a train option nor an option of model {base.model!r} "
                 f"(model options: {', '.join(sorted(model_options)) or 'none'})")
         resolved.append(spec)
     if not resolved:
-        raise ConfigError("a search needs at least one --param")
+        raise ConfigError("a search needs at least one parameter")
     return resolved
 
 
@@ -307,7 +308,7 @@ def _load_or_create_record(out, record):
         differs = [k for k in record if saved.get(k) != json.loads(json.dumps(record[k]))]
         if differs:
             raise RunDirError(f"{out} holds a different search ({', '.join(differs)} differ); "
-                              "re-run it with its original settings or choose another --out")
+                              "re-run it with its original settings or choose another output directory")
         return saved, rounds
     saved = dict(record, rounds=[record["params"]])
     atomic_write_json(path, saved)
@@ -346,7 +347,7 @@ def _run_trial(config, trial_dir, data_cache, log):
         saved = config_lib.load_run_config(trial_dir)["train"]
         if saved != json.loads(json.dumps(config.to_json())):
             raise RunDirError(f"{trial_dir} was trained with other settings than this search gives it; "
-                              "choose another --out")
+                              "choose another output directory")
     if os.path.isfile(metrics_path):
         return "done", read_json(metrics_path), False
     if os.path.isfile(diverged_path):
@@ -410,7 +411,8 @@ def run_search(base, specs, trials, out, seed=0, refine_top=0, data=None, log=pr
     rows, trained = [], []
     if refine_top and len(rounds) > 1 and record.get("refine") != refine_top:
         raise RunDirError(f"{out}: its second round was refined around the best {record.get('refine')} trials, "
-                          f"not {refine_top}; re-run with --refine {record.get('refine')} or choose another --out")
+                          f"not {refine_top}; re-run with refine_top={record.get('refine')} "
+                          "or choose another output directory")
     # A refined round already on disk is always continued and reported, with or without --refine.
     n_rounds = max(len(rounds), 2 if refine_top else 1)
     for round_index in range(n_rounds):

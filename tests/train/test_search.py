@@ -45,8 +45,8 @@ def test_parse_errors_name_the_problem(text, message):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("nonsense=1:2:linear", "unknown --param 'nonsense'.*hidden_dim"),
-    ("dropout=0:0.5:linear", "unknown --param 'dropout'"),  # two_layer_net has no dropout
+    ("nonsense=1:2:linear", "unknown search parameter 'nonsense'.*hidden_dim"),
+    ("dropout=0:0.5:linear", "unknown search parameter 'dropout'"),  # two_layer_net has no dropout
     ("seed=choice:1,2", "fixed for the whole search"),
     ("model=choice:lenet5", "fixed for the whole search"),
     ("lr=0:1:linear", "lr must be a positive number"),
@@ -72,7 +72,7 @@ def test_resolve_targets_and_duplicates():
         resolve_params([parse_param("width=8.5:64:log")], TrainConfig(model="small_convnet"))
     with pytest.raises(ConfigError, match="given twice"):
         resolve_params([parse_param("lr=1e-3:1e-2:log"), parse_param("lr=choice:0.1")], BASE)
-    with pytest.raises(ConfigError, match="also fixed by --model-option"):
+    with pytest.raises(ConfigError, match="also fixed by model option"):
         resolve_params([parse_param("hidden_dim=8:32:log")], BASE)
 
 
@@ -179,7 +179,7 @@ def test_cli_search_writes_sorted_results_and_a_rerun_trains_nothing(tmp_path, c
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     cases = [
         (["--param", "lr=1e-1:1e-5:log"], "low must be below high"),
-        (["--param", "nope=1:2:linear"], "unknown --param 'nope'"),
+        (["--param", "nope=1:2:linear"], "unknown search parameter 'nope'"),
         (["--param", "lr=1e-3:1e-2:log", "--lr", "0.1"], "also fixed by --lr"),
         (["--param", "hidden_dim=8:16:log"], "also fixed by --model-option hidden_dim"),
         (["--param", "lr=1e-3:1e-2:log", "--strategy", "multi_worker"], "not supported by search"),
