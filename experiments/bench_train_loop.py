@@ -2,8 +2,10 @@
 
 All contenders train the same registry model on the same ``tf.data`` pipeline with the same
 optimizer and loss. Each is warmed up (tracing and XLA compilation excluded), then timed in
-interleaved rounds so that background load hits every contender alike; the median
-examples/second of the rounds is reported, with ratios against ``model.fit`` and the eager loop.
+interleaved rounds so that background load hits every contender alike. Interference on a shared
+machine only ever slows a round down, so the best round of each contender is its figure (as
+``timeit`` does); the median is printed beside it. Ratios are against ``model.fit`` and the eager
+loop.
 
     python experiments/bench_train_loop.py                       # small_convnet on digits
     python experiments/bench_train_loop.py --model three_layer_convnet --batch-size 128
@@ -98,7 +100,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=200, help="timed steps per round (compiled loops)")
     p.add_argument("--eager-steps", type=int, default=40, help="timed steps per round (eager loops)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps-per-execution", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -123,18 +125,18 @@ def main(argv=None):
             t0 = time.perf_counter()
             run(steps)
             rates[name].append(steps * args.batch_size / (time.perf_counter() - t0))
-    median = {name: statistics.median(r) for name, r in rates.items()}
+    best = {name: max(r) for name, r in rates.items()}
 
-    print(f"\n{args.model} on {args.dataset}, batch {args.batch_size}, Adam; median of {args.rounds} "
+    print(f"\n{args.model} on {args.dataset}, batch {args.batch_size}, Adam; best of {args.rounds} "
           f"interleaved rounds ({args.steps} steps compiled, {args.eager_steps} eager)\n")
-    print("| loop | examples/s | vs model.fit (same XLA, same steps/exec) | vs eager loop |")
-    print("|---|---:|---:|---:|")
-    eager = median["eager loop (no XLA)"]
-    for name, rate in median.items():
+    print("| loop | examples/s (best) | median | vs model.fit (same XLA, same steps/exec) | vs eager loop |")
+    print("|---|---:|---:|---:|---:|")
+    eager = best["eager loop (no XLA)"]
+    for name, rate in best.items():
         vs_fit = ""
         if name.startswith("package loop"):
-            vs_fit = f"{rate / median[name.replace('package loop', 'model.fit')]:.2f}x"
-        print(f"| {name} | {rate:,.0f} | {vs_fit} | {rate / eager:.1f}x |")
+            vs_fit = f"{rate / best[name.replace('package loop', 'model.fit')]:.2f}x"
+        print(f"| {name} | {rate:,.0f} | {statistics.median(rates[name]):,.0f} | {vs_fit} | {rate / eager:.1f}x |")
 
 
 if __name__ == "__main__":
