@@ -97,28 +97,6 @@ def _check_args(args):
     return out
 
 
-def _to_tflite(model, info, quantize, representative):
-    import tempfile
-
-    from cs231n_tf.export.exporter import ServingModule, convert_tflite, write_saved_model
-
-    module = ServingModule(model, info["mean"], info["std"], info["image_shape"])
-    with tempfile.TemporaryDirectory(prefix="cs231n-compress-") as scratch:
-        saved = os.path.join(scratch, "saved_model")
-        write_saved_model(module, saved)
-        return convert_tflite(saved, quantize, representative)
-
-
-def _tflite_accuracy(content, images, labels):
-    import numpy as np
-
-    from cs231n_tf.export.exporter import TFLiteRunner
-
-    runner = TFLiteRunner(model_content=content)
-    logits = np.concatenate([runner(images[i:i + 64])["logits"] for i in range(0, len(images), 64)])
-    return float((logits.argmax(-1) == labels).mean())
-
-
 def _layer_table(model):
     from cs231n_tf.compress.clustering import cluster_report
     from cs231n_tf.compress.pruning import sparsity_report
@@ -135,6 +113,7 @@ def run(args):
     import numpy as np
 
     from cs231n_tf.compress import clustering, deep_compression, pruning
+    from cs231n_tf.compress.quantization import keras_to_tflite, qat_to_tflite_int8, tflite_accuracy
     from cs231n_tf.errors import ConfigError
     from cs231n_tf.fileio import AtomicDirectory, atomic_write_bytes, atomic_write_json, confined_path
     from cs231n_tf.train.evaluate import load_run
@@ -158,8 +137,8 @@ def run(args):
         "quantize": args.quantize, "lowrank": args.lowrank, "distill_from": args.distill_from,
         "finetune_epochs": epochs, "lr": lr, "seed": seed}}
     report["accuracy_before"] = pruning.accuracy(original, data)
-    float_tflite = _to_tflite(original, info, "none", None)
-    report["accuracy_before_tflite"] = _tflite_accuracy(float_tflite, test_images, test_labels)
+    float_tflite = keras_to_tflite(original, info["mean"], info["std"])
+    report["accuracy_before_tflite"] = tflite_accuracy(float_tflite, test_images, test_labels)
     report["float32_tflite_bytes"] = len(float_tflite)
     report["float32_weight_bytes"] = 4 * int(original.count_params())
     report["params_before"] = int(original.count_params())
@@ -221,10 +200,11 @@ def run(args):
             (bool(args.prune), args.clusters is not None))
         model = quantization_aware_training(model, train_ds, epochs, lr / 10, preserve=preserve)
         report["stages"].append({"stage": "qat", "preserve": preserve, "accuracy": pruning.accuracy(model, data)})
-        content = _to_tflite(model, info, "int8", representative)
+        content = qat_to_tflite_int8(model, info["mean"], info["std"], representative)
     else:
-        content = _to_tflite(model, info, args.quantize, representative if args.quantize == "int8" else None)
-    report["accuracy_tflite"] = _tflite_accuracy(content, test_images, test_labels)
+        content = keras_to_tflite(model, info["mean"], info["std"], args.quantize,
+                                  representative if args.quantize == "int8" else None)
+    report["accuracy_tflite"] = tflite_accuracy(content, test_images, test_labels)
     # .tflite stores kernels densely; zeros and shared values pay off only once the file is compressed,
     # so the gzip size (how the tfmot guides measure pruning and clustering) is reported beside it.
     report["tflite_gzip_bytes"] = len(gzip.compress(content, mtime=0))

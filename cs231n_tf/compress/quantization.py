@@ -25,7 +25,8 @@ import tensorflow as tf
 from cs231n_tf.compress.distill import check_lr, check_model, check_positive_int
 from cs231n_tf.errors import ConfigError, InputTypeError
 from cs231n_tf.tasks.classification import epoch_losses, train_model
-from cs231n_tf.export.exporter import QUANTIZE, ServingModule, TFLiteRunner, convert_tflite, write_saved_model
+from cs231n_tf.export import exporter
+from cs231n_tf.export.exporter import QUANTIZE, ServingModule, TFLiteRunner, write_saved_model
 
 PRESERVE = (None, "sparsity", "clusters", "sparse_clusters")
 
@@ -45,7 +46,7 @@ def keras_to_tflite(model, mean, std, quantize="none", representative_images=Non
     try:
         saved = os.path.join(scratch, "saved_model")
         write_saved_model(module, saved)
-        return convert_tflite(saved, quantize, representative_images)
+        return exporter.convert_tflite(saved, quantize, representative_images)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
