@@ -130,6 +130,30 @@ class ClassificationTask(Task):
     """
 
     name = "classification"
+    # What a hyperparameter search may optimise (metrics.json keys) and in which direction.
+    objectives = {"val_accuracy": "maximize", "val_loss": "minimize", "test_accuracy": "maximize",
+                  "test_loss": "minimize", "final_train_loss": "minimize"}
+    default_objective = "val_accuracy"
+
+    @staticmethod
+    def config_class():
+        return config_lib.TrainConfig
+
+    @staticmethod
+    def data_key(config):
+        """Configs with equal keys load the same data (a search loads it once for all its trials)."""
+        return (config.dataset, config.data_dir, config.validation_fraction, config.split_seed, config.preprocessing)
+
+    @staticmethod
+    def load_data(config):
+        return config_lib.load_data(config)
+
+    @classmethod
+    def run_trial(cls, config, run_dir, resume=False, data=None, log=None):
+        """Train ``config`` into ``run_dir`` on the engine (one search trial); returns metrics.json's dict."""
+        from cs231n_tf.engine import Engine
+
+        return Engine(cls(config, data=data), run_dir, resume=resume, log=log or (lambda _message: None)).run().metrics
 
     def __init__(self, config, data=None, model=None, optimizer=None, loss_fn=None, gradient_masks=None,
                  train_data=None, eval_data=None, evaluate=True):

@@ -5,7 +5,7 @@ Only the standard library is imported at module level, so ``cs231n-tf --help`` s
 
 import argparse
 
-SEARCH_FLAGS = ("trials", "param", "refine")
+SEARCH_FLAGS = ("trials", "param", "refine", "sampler", "grid_points", "objective", "storage", "study")
 
 
 def add_parser(subparsers):
@@ -28,7 +28,17 @@ def add_parser(subparsers):
     g.add_argument("--param", action="append", required=True, metavar="NAME=LOW:HIGH:SCALE",
                    help="a searched train option or model option: NAME=LOW:HIGH:log, NAME=LOW:HIGH:linear or "
                         "NAME=choice:A,B,C (repeatable), e.g. --param lr=1e-5:1e-1:log --param batch_size=choice:32,64")
-    g.add_argument("--trials", type=cli._positive_int, default=8, help="trials per round (default 8)")
+    g.add_argument("--trials", type=cli._positive_int, help="trials per round (default 8; grid: its size)")
+    g.add_argument("--sampler", choices=["random", "grid", "tpe"], default="random",
+                   help="random: log-uniform random search, the course's (default); grid: Optuna's GridSampler "
+                        "over --grid-points values per range; tpe: Optuna's TPE")
+    g.add_argument("--grid-points", type=cli._positive_int, default=3,
+                   help="grid: values per numeric range, centres of equal (log) cells (default 3)")
+    g.add_argument("--objective", help="metric to optimise, with its direction from the task "
+                                       "(default val_accuracy, maximised; also val_loss, test_accuracy, ...)")
+    g.add_argument("--storage", help="Optuna RDB URL of the study shared by every search process "
+                                     "(default sqlite:///OUT/study.db)")
+    g.add_argument("--study", default="search", help="study name in --storage (default search)")
     g.add_argument("--refine", type=cli._non_negative_int, default=0, metavar="K",
                    help="then a second round of --trials trials over ranges narrowed around the best K "
                         "(default 0: off)")
@@ -61,12 +71,13 @@ def run(args):
             raise ConfigError(f"--param {spec.name}: also fixed by {flag}; give it once")
     base = _base_config(args)
     result = search.run_search(base, specs, trials=args.trials, out=args.out, seed=args.seed or 0,
-                               refine_top=args.refine, log=print)
+                               refine_top=args.refine, log=print, sampler=args.sampler, grid_points=args.grid_points,
+                               objective=args.objective, storage=args.storage, study_name=args.study)
     print(search.format_table(result.rows, result.rounds[0]))
     print(f"trained {len(result.trained)} trial(s), {len(result.rows) - len(result.trained)} already done")
     best = result.best
     print("best: " + best["trial"] + " " + " ".join(f"{k}={v}" for k, v in best["values"].items())
-          + f" val_accuracy={best['val_accuracy']:.4f}")
+          + f" {result.objective}={best['objective']:.4f}")
     print(f"results: {result.csv_path}")
     print(f"plot: {result.plot_path}")
     return 0
