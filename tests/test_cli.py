@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory):
     (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
     (["train", "--lr", "-1"], "--lr: expected a positive finite number"),
     (["train", "--batch-size", "many"], "--batch-size: expected a positive integer"),
-    (["train", "--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
+    (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     (["train", "--mixed-precision", "fp8"], "invalid choice"),
     (["train", "--model-option", "noequals"], "expected KEY=VALUE"),
     (["train", "--model", "two_layer_net", "--model-option", "width=3"], "does not accept option(s) width"),

@@ -12,8 +12,20 @@ LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 PENALTIES = ("l2", "l1", "elastic")
 PREPROCESSING = ("channel", "mean_image")
 MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+
+
+def _flag(default, help, kind=None, choices=None, factory=None, flag="", group="optimisation", metavar=None):
+    """A config field that carries its command-line flag: help, value kind, choices (see cs231n_tf.cli.args).
+
+    ``flag=None``: no flag; ``""``: ``--field-name``. The default and the choices live only here.
+    """
+    metadata = {"help": help, "kind": kind, "choices": choices, "flag": flag, "group": group, "metavar": metavar}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass
@@ -49,41 +61,62 @@ class TrainConfig:
     the fine-tuning trained.
     """
 
-    model: str = "small_convnet"
-    model_options: dict = dataclasses.field(default_factory=dict)
-    dataset: str = "digits"
-    data_dir: str = None
-    validation_fraction: float = 0.1
-    split_seed: int = 0
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    xla: bool = False
-    mixed_precision: str = None
-    strategy: str = "default"
-    steps_per_execution: int = 1
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 3
-    max_steps: int = None
-    deterministic: bool = False
-    log_every: int = 50
-    lr_schedule: str = "constant"
-    lr_decay_factor: float = 0.1
-    lr_decay_epochs: float = None
-    lr_boundaries: list = None
-    lr_final: float = None
-    warmup_epochs: float = 0.0
-    clip_norm: float = None
-    clip_value: float = None
-    penalty: str = "l2"
-    l1_ratio: float = 0.5
-    init: str = None
-    augment: list = dataclasses.field(default_factory=list)
-    preprocessing: str = "channel"
-    frozen_layers: list = None
+    model: str = _flag("small_convnet", "model name from `cs231n-tf models`", group="model and data")
+    model_options: dict = _flag(None, "builder option, repeatable, e.g. --model-option dropout=0.5 "
+                                "--model-option hidden_dims=[64,32]", kind="model_option", factory=dict,
+                                flag="--model-option", group="model and data")
+    dataset: str = _flag("digits", "digits (embedded), mnist, fashion_mnist, cifar10, cifar100, folder:PATH, npz:PATH",
+                         group="model and data")
+    data_dir: str = _flag(None, "where tfds data sets live ($TFDS_DATA_DIR or ~/tensorflow_datasets)",
+                          group="model and data")
+    validation_fraction: float = _flag(0.1, "share of training data held out", kind="non_negative_float",
+                                       group="model and data")
+    split_seed: int = _flag(0, "seed of the train/validation split", kind="non_negative_int", flag=None)
+    epochs: int = _flag(30, "number of epochs", kind="positive_int")
+    batch_size: int = _flag(64, "global batch size, split over replicas", kind="positive_int")
+    optimizer: str = _flag("adam", "Keras's sgd ... adamw, or the course's update rules course_sgd ... course_adam",
+                           choices=OPTIMIZERS)
+    lr: float = _flag(1e-3, "learning rate, the peak of any schedule", kind="positive_float")
+    weight_decay: float = _flag(0.0, "penalty strength wd on kernels, not biases/norms; see --penalty",
+                                kind="non_negative_float")
+    seed: int = _flag(0, "random seed", kind="non_negative_int")
+    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group="performance and devices")
+    mixed_precision: str = _flag(None, "mixed precision policy (float16 uses dynamic loss scaling)",
+                                 choices=MIXED_PRECISION, group="performance and devices")
+    strategy: str = _flag("default", "tf.distribute strategy (multi_worker reads TF_CONFIG)", choices=STRATEGIES,
+                          group="performance and devices")
+    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int",
+                                     group="performance and devices")
+    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at the end of each epoch only)",
+                                  kind="non_negative_int", group="run directory and checkpoints")
+    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group="run directory and checkpoints")
+    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
+    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group="performance and devices")
+    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int",
+                           group="run directory and checkpoints")
+    lr_schedule: str = _flag("constant", "learning-rate schedule over epochs*steps_per_epoch steps", choices=LR_SCHEDULES)
+    lr_decay_factor: float = _flag(0.1, "step schedule: multiply the rate by this", kind="positive_float")
+    lr_decay_epochs: float = _flag(None, "step schedule: decay every this many epochs (unset: at 50%% and 75%% of the run)",
+                                   kind="positive_float")
+    lr_boundaries: list = _flag(None, "step schedule: decay at these optimizer steps, e.g. 32000,48000",
+                                kind="step_list", metavar="STEP,STEP,...")
+    lr_final: float = _flag(None, "exponential/cosine schedule: rate at the last step (unset: lr/100 and 0)",
+                            kind="non_negative_float")
+    warmup_epochs: float = _flag(0.0, "linear warm-up from 0 to --lr", kind="non_negative_float")
+    clip_norm: float = _flag(None, "clip the gradient's global norm to this (tf.clip_by_global_norm)",
+                             kind="positive_float")
+    clip_value: float = _flag(None, "clip each gradient element to [-v, v]", kind="positive_float")
+    penalty: str = _flag("l2", "l2: 0.5*wd*sum(w^2); l1: wd*sum|w|; elastic: wd*(r*sum|w| + (1-r)*0.5*sum(w^2))",
+                         choices=PENALTIES)
+    l1_ratio: float = _flag(0.5, "elastic penalty: the L1 share r", kind="unit_float")
+    init: str = _flag(None, "kernel initializer: small_random, large_random, xavier, he, xavier_uniform, he_uniform, "
+                            "... or a Keras initializer name (unset: the model's own)")
+    augment: list = _flag(None, "training augmentation: flip, crop[:PAD] (4), resized_crop[:MIN_AREA], "
+                                "color[:STRENGTH], pca_lighting[:SIGMA]; e.g. --augment flip,crop",
+                          kind="name_list", factory=list, metavar="NAME[:V],...")
+    preprocessing: str = _flag("channel", "channel: per-channel mean/std; mean_image: subtract the per-pixel mean image",
+                               choices=PREPROCESSING)
+    frozen_layers: list = _flag(None, "layers kept frozen (recorded by finetune)", flag=None)
 
     def validate(self):
         def positive_int(name, value, allow_zero=False):

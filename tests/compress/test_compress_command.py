@@ -92,12 +92,12 @@ def test_lowrank_distill_and_qat(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--prune", "1.0"], "--prune must be in [0, 1)"),
-    (["--prune", "-0.2"], "--prune must be in [0, 1)"),
-    (["--clusters", "1"], "--clusters must be an int >= 2"),
-    (["--lowrank", "1.5"], "--lowrank must be a fraction"),
-    (["--huffman", "--quantize", "qat"], "--huffman with --quantize qat"),
-    (["--prune", "0.5", "--finetune-epochs", "0"], "--finetune-epochs must be >= 1"),
+    (["--prune", "1.0"], "prune must be in [0, 1)"),
+    (["--prune", "-0.2"], "prune must be in [0, 1)"),
+    (["--clusters", "1"], "clusters must be an int >= 2"),
+    (["--lowrank", "1.5"], "lowrank must be a fraction"),
+    (["--huffman", "--quantize", "qat"], "huffman with quantize='qat'"),
+    (["--prune", "0.5", "--finetune-epochs", "0"], "finetune_epochs must be >= 1"),
 ])
 def test_impossible_requests_exit_2_with_one_line(run_dir, tmp_path, capsys, flags, message):
     out = tmp_path / "never"

@@ -1,7 +1,6 @@
 """``cs231n-tf finetune``: transfer a trained run to another data set (lecture 7).
 
-Imports only the standard library at module level so that ``cs231n-tf --help`` stays fast; the
-work is :func:`cs231n_tf.train.transfer.finetune`.
+The work is :func:`cs231n_tf.train.transfer.finetune`.
 """
 
 import argparse
@@ -19,26 +18,29 @@ def _blocks(text):
     return value
 
 
-def add_parser(subparsers):
-    from cs231n_tf.cli import _non_negative_int, _non_negative_float, _positive_float, _positive_int
+from cs231n_tf.cli.args import non_negative_float as _non_negative_float
+from cs231n_tf.cli.args import non_negative_int as _non_negative_int
+from cs231n_tf.cli.args import positive_float as _positive_float
+from cs231n_tf.cli.args import positive_int as _positive_int
 
-    p = subparsers.add_parser(
-        "finetune", help="transfer a trained run to a new data set (new head, then fine-tune the top)",
-        description="Take a trained run, replace its head for --dataset's classes, train the head alone "
+DESCRIPTION = ("Take a trained run, replace its head for --dataset's classes, train the head alone "
                     "(--head-epochs at --lr), then unfreeze the last --unfreeze-blocks blocks and fine-tune "
                     "(--finetune-epochs at --finetune-lr). The result is a run directory that `evaluate` and "
                     "`export` accept.")
+
+
+def add_arguments(p):
     p.add_argument("--run", required=True, help="source run directory written by `train`")
     p.add_argument("--dataset", required=True, help="target data set: digits, npz:PATH, folder:PATH, a tfds name")
     p.add_argument("--out", required=True, help="output run directory (must not hold a run)")
     p.add_argument("--head-epochs", type=_non_negative_int, default=5,
-                   help="epochs training the new head only (default 5)")
+                   help="epochs training the new head only")
     p.add_argument("--unfreeze-blocks", type=_blocks, default=1,
-                   help="blocks below the head to fine-tune after the head phase, or 'all' (default 1)")
-    p.add_argument("--finetune-epochs", type=_non_negative_int, default=5, help="fine-tuning epochs (default 5)")
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate of the head phase (default 1e-3)")
+                   help="blocks below the head to fine-tune after the head phase, or 'all'")
+    p.add_argument("--finetune-epochs", type=_non_negative_int, default=5, help="fine-tuning epochs")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate of the head phase")
     p.add_argument("--finetune-lr", type=_positive_float, default=1e-4,
-                   help="learning rate of the fine-tuning phase (default 1e-4)")
+                   help="learning rate of the fine-tuning phase")
     p.add_argument("--batch-size", type=_positive_int, help="batch size (default: the source run's)")
     p.add_argument("--seed", type=_non_negative_int, help="random seed (default: the source run's)")
     p.add_argument("--validation-fraction", type=_non_negative_float,

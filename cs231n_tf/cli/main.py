@@ -1,0 +1,111 @@
+"""``cs231n-tf``: train, evaluate, export, search and compress models from the shell.
+
+The command table maps each command to its module and one line of help; a module is imported only
+when its command runs (or its ``--help`` is asked for), and imports the library only inside ``run``,
+so ``cs231n-tf --help`` lists every family without loading TensorFlow. A command module defines
+``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``.
+
+User mistakes (unknown model or data set, bad flag values, a missing or corrupt run directory)
+print one line on stderr and exit with code 2; a run stopped by the NaN/Inf guard exits with 3.
+"""
+
+import contextlib
+import importlib
+import os
+import sys
+
+from cs231n_tf.cli.args import PROG, Parser, UsageError
+
+EXIT_USAGE = 2
+EXIT_NONFINITE = 3
+
+# name -> (module, one-line help). Application families add their commands here.
+COMMANDS = {
+    "train": ("cs231n_tf.cli.train", "train a model (no flags: a small CNN on the embedded digits data)"),
+    "evaluate": ("cs231n_tf.cli.evaluate", "evaluate a run's model on a split"),
+    "export": ("cs231n_tf.cli.export", "export a run as a SavedModel or .tflite"),
+    "search": ("cs231n_tf.cli.search", "hyperparameter search on an Optuna study (random, grid, TPE; coarse to fine)"),
+    "finetune": ("cs231n_tf.cli.finetune", "transfer a trained run to a new data set (new head, then fine-tune the top)"),
+    "compress": ("cs231n_tf.cli.compress", "prune, cluster, Huffman-code, quantize or distill a run into a small .tflite"),
+    "models": ("cs231n_tf.cli.models", "list the registered models"),
+    "datasets": ("cs231n_tf.cli.datasets", "list the data sets and whether they are available offline"),
+}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Mute file descriptor 2 while TensorFlow loads and probes for CUDA.
+
+    TensorFlow's C++ runtime logs start-up chatter (absl banner, 'could not find cuda drivers')
+    straight to fd 2 regardless of TF_CPP_MIN_LOG_LEVEL; muting just these phases keeps a user
+    mistake to the single line this CLI promises. Python exceptions are reported after restoring.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def command_module(name):
+    return importlib.import_module(COMMANDS[name][0])
+
+
+def build_parser(commands=None):
+    """The parser, with the arguments of ``commands`` (default: all) and a one-line entry for the rest."""
+    parser = Parser(prog=PROG, description="Stanford CS231n (2017) in TensorFlow: train, evaluate and ship models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name, (_, help_text) in COMMANDS.items():
+        if commands is not None and name not in commands:
+            sub.add_parser(name, help=help_text)
+            continue
+        module = command_module(name)
+        p = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text))
+        module.add_arguments(p)
+    return parser
+
+
+def _chosen(argv):
+    for item in argv:
+        if not item.startswith("-"):
+            return item if item in COMMANDS else None
+    return None
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        chosen = _chosen(argv)
+        args = build_parser(commands=() if chosen is None else (chosen,)).parse_args(argv)
+        module = command_module(args.command)
+        with _quiet_stderr():
+            import cs231n_tf  # noqa: F401  (Keras 2 before TensorFlow)
+            import tensorflow as tf
+
+            if getattr(module, "PREPARE_RUNTIME", None):
+                module.PREPARE_RUNTIME(args)  # e.g. a multi-worker strategy, before any op runs
+            else:
+                tf.config.list_logical_devices()
+        from cs231n_tf.errors import Cs231nError, NonFiniteLossError
+
+        try:
+            return module.run(args)
+        except NonFiniteLossError as exc:
+            print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+            return EXIT_NONFINITE
+        except Cs231nError as exc:
+            print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
