@@ -1,9 +1,9 @@
 """Random search vs grid search at an equal trial budget (Bergstra & Bengio 2012; CS231n lecture 6).
 
 Both methods get the same number of trials over the same log-scaled box of learning rate x weight
-decay. The grid takes sqrt(budget) values per axis (the centres of equal cells in log space);
-random search draws every trial log-uniformly from the box with
-:func:`cs231n_tf.train.search.sample_values`. Each trial trains the same model for the same short
+decay, each as a :func:`cs231n_tf.train.search.run_search` on an Optuna study. The grid is Optuna's
+``GridSampler`` over sqrt(budget) values per axis (the centres of equal cells in log space); random
+search is Optuna's ``RandomSampler`` drawing every trial log-uniformly from the box. Each trial trains the same model for the same short
 budget on the embedded digits data; the trial with the best validation accuracy is selected and its
 test accuracy reported. Bergstra & Bengio's argument: when one hyperparameter matters much more
 than the other (here the learning rate), a 3x3 grid tries only 3 distinct learning rates, random
@@ -22,10 +22,8 @@ import time
 import numpy as np
 
 
-def grid_values(low, high, per_axis):
-    """``per_axis`` log-spaced cell centres of ``[low, high]``."""
-    edges = np.linspace(math.log10(low), math.log10(high), per_axis + 1)
-    return [float(10 ** ((a + b) / 2)) for a, b in zip(edges[:-1], edges[1:])]
+def best(trials):
+    return max(trials, key=lambda t: (t["val"] if math.isfinite(t["val"]) else -1.0))
 
 
 def main():
@@ -44,43 +42,26 @@ def main():
         parser.error(f"--trials must be a square for the grid, got {args.trials}")
 
     import cs231n_tf  # noqa: F401  (Keras 2 before TensorFlow)
-    import tensorflow as tf
 
-    from cs231n_tf.errors import NonFiniteLossError
-    from cs231n_tf.train.config import TrainConfig
-    from cs231n_tf.train.sanity import load_data
-    from cs231n_tf.train.search import parse_param, resolve_params, sample_values
-    from cs231n_tf.train.trainer import Trainer
+    from cs231n_tf.train.config import TrainConfig, load_data
+    from cs231n_tf.train.search import parse_param, run_search
 
-    lr_lo, lr_hi = (float(v) for v in args.lr.split(":"))
-    wd_lo, wd_hi = (float(v) for v in args.weight_decay.split(":"))
     base = TrainConfig(model=args.model, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size)
-    specs = resolve_params([parse_param(f"lr={args.lr}:log"), parse_param(f"weight_decay={args.weight_decay}:log")],
-                           base)
+    specs = [parse_param(f"lr={args.lr}:log"), parse_param(f"weight_decay={args.weight_decay}:log")]
     data = load_data(base)
-    grid = [(lr, wd) for lr in grid_values(lr_lo, lr_hi, per_axis) for wd in grid_values(wd_lo, wd_hi, per_axis)]
-
-    def run_trial(root, name, seed, lr, wd):
-        tf.keras.backend.clear_session()
-        config = TrainConfig(**{**base.to_json(), "lr": lr, "weight_decay": wd, "seed": seed})
-        try:
-            m = Trainer(config, os.path.join(root, name), data=data, log=lambda _: None).run().metrics
-        except NonFiniteLossError:
-            return {"lr": lr, "wd": wd, "val": float("nan"), "test": float("nan")}
-        return {"lr": lr, "wd": wd, "val": m["val_accuracy"], "test": m["test_accuracy"]}
-
-    def best(trials):
-        return max(trials, key=lambda t: (t["val"] if math.isfinite(t["val"]) else -1.0))
 
     rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as root:
         for seed in args.seeds:
+            config = TrainConfig(**{**base.to_json(), "seed": seed})
             for method in ("grid", "random"):
-                if method == "grid":
-                    points = grid
-                else:
-                    points = [tuple(sample_values(specs, seed, 0, i).values()) for i in range(args.trials)]
-                trials = [run_trial(root, f"{method}-{seed}-{i}", seed, lr, wd) for i, (lr, wd) in enumerate(points)]
+                # Both are Optuna studies: GridSampler over the 3 x 3 log-space cell centres, and the
+                # course's log-uniform RandomSampler; every trial is an engine run.
+                result = run_search(config, specs, trials=None if method == "grid" else args.trials,
+                                    out=os.path.join(root, f"{method}-{seed}"), seed=seed, data=data, log=None,
+                                    sampler=method, grid_points=per_axis)
+                trials = [{"lr": r["values"]["lr"], "wd": r["values"]["weight_decay"],
+                           "val": r["val_accuracy"], "test": r["test_accuracy"]} for r in result.rows]
                 b = best(trials)
                 rows.append({"seed": seed, "method": method, "best": b, "distinct_lr": len({t["lr"] for t in trials}),
                              "near_best": sum(math.isfinite(t["val"]) and t["val"] >= b["val"] - 0.01 for t in trials)})
