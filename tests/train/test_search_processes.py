@@ -35,7 +35,7 @@ def _study(out):
 
 def test_two_processes_share_one_study_without_losing_or_repeating_a_trial(tmp_path):
     out = tmp_path / "search"
-    argv = _argv(out, 4, "--epochs", "1", "--max-steps", "6")
+    argv = _argv(out, 4, "--epochs", "1", "--max-steps", "15")
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
              for _ in range(2)]
     logs = [p.communicate(timeout=300)[0] for p in procs]
