@@ -17,7 +17,25 @@ def positive_int(name, value, allow_zero=False):
 
 
 def optional_positive_int(name, value):
+    """``None``, or ``value`` as a positive int (see :func:`positive_int`)."""
     return None if value is None else positive_int(name, value)
+
+
+def non_negative_int(name, value):
+    """``value`` as an int >= 0: :func:`positive_int` with ``allow_zero=True``."""
+    return positive_int(name, value, allow_zero=True)
+
+
+def int_in(name, value, low, high=None):
+    """``value`` as an int in ``low..high``, both inclusive (no upper bound if ``high`` is None).
+
+    Like :func:`positive_int`, bools and floats are refused and numpy ints accepted.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+            or (high is not None and value > high):
+        wanted = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ConfigError(f"{name} must be an int {wanted}, got {value!r}")
+    return int(value)
 
 
 def positive_number(name, value, allow_zero=False):

@@ -78,15 +78,6 @@ def check_finite(t, name):
         raise DataError(f"{name} contains NaN or Inf values; clean or impute them before training")
 
 
-def positive_int(name, value, minimum=1):
-    """``value`` as an int >= ``minimum`` (bools and non-integral floats are rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def non_negative_float(name, value):
     """``value`` as a finite float >= 0."""
     try:

@@ -9,8 +9,8 @@ them, so ``W2`` is ``(H/2 * W/2 * num_filters, hidden_dim)``.
 
 import tensorflow as tf
 
-from cs231n_tf import ops
-from cs231n_tf.classic._inputs import non_negative_float, positive_int
+from cs231n_tf import ops, validation
+from cs231n_tf.classic._inputs import non_negative_float
 from cs231n_tf.classic._network import OpsNetwork, check_image_input
 from cs231n_tf.errors import ConfigError
 
@@ -28,19 +28,19 @@ class ThreeLayerConvNet(OpsNetwork):
                  weight_scale=1e-3, reg=0.0, dtype=tf.float32, seed=0):
         super().__init__(reg, dtype, seed)
         try:
-            height, width, channels = (positive_int("input_dim entries", d) for d in input_dim)
+            height, width, channels = (validation.positive_int("input_dim entries", d) for d in input_dim)
         except (TypeError, ValueError):
             raise ConfigError(f"input_dim must be (H, W, C) positive ints, got {input_dim!r}") from None
         # The padding below keeps H and W only for odd filters, and the 2x2 pool needs them even.
-        self.filter_size = positive_int("filter_size", filter_size)
+        self.filter_size = validation.positive_int("filter_size", filter_size)
         if self.filter_size % 2 == 0:
             raise ConfigError(f"filter_size must be odd so that padding keeps H and W, got {filter_size}")
         if height % 2 or width % 2:
             raise ConfigError(f"input_dim H and W must be even for the 2x2 max pool, got {tuple(input_dim)}")
         self.input_dim = (height, width, channels)
-        num_filters = positive_int("num_filters", num_filters)
-        hidden_dim = positive_int("hidden_dim", hidden_dim)
-        self._num_classes = positive_int("num_classes", num_classes)
+        num_filters = validation.positive_int("num_filters", num_filters)
+        hidden_dim = validation.positive_int("hidden_dim", hidden_dim)
+        self._num_classes = validation.positive_int("num_classes", num_classes)
         weight_scale = non_negative_float("weight_scale", weight_scale)
 
         self._add_weight("W1", [self.filter_size, self.filter_size, channels, num_filters], weight_scale)

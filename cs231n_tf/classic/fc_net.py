@@ -14,8 +14,8 @@ outputs finite before the first training step.
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import ops
-from cs231n_tf.classic._inputs import choice, non_negative_float, positive_int
+from cs231n_tf import ops, validation
+from cs231n_tf.classic._inputs import choice, non_negative_float
 from cs231n_tf.classic._network import OpsNetwork, check_flat_input
 from cs231n_tf.errors import ConfigError, InputTypeError
 
@@ -37,11 +37,11 @@ class FullyConnectedNet(OpsNetwork):
                  reg=0.0, weight_scale=1e-2, dtype=tf.float32, seed=0, dropout_seed=None):
         super().__init__(reg, dtype, seed)
         try:
-            hidden_dims = [positive_int("hidden_dims entries", h) for h in hidden_dims]
+            hidden_dims = [validation.positive_int("hidden_dims entries", h) for h in hidden_dims]
         except TypeError:
             raise ConfigError(f"hidden_dims must be a sequence of positive ints, got {hidden_dims!r}") from None
-        self.input_dim = positive_int("input_dim", input_dim)
-        self._num_classes = positive_int("num_classes", num_classes)
+        self.input_dim = validation.positive_int("input_dim", input_dim)
+        self._num_classes = validation.positive_int("num_classes", num_classes)
         self.normalization = choice("normalization", normalization, NORMALIZATIONS)
         self.dropout = non_negative_float("dropout", dropout)
         if self.dropout >= 1.0:

@@ -10,7 +10,8 @@ pay for graph-level iterations, not Python ones.
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.classic._inputs import as_features, as_labels, choice, positive_int
+from cs231n_tf import validation
+from cs231n_tf.classic._inputs import as_features, as_labels, choice
 from cs231n_tf.errors import ConfigError, ShapeError
 
 METRICS = ("l2", "l1")
@@ -153,7 +154,7 @@ class KNearestNeighbor:
         lower training index; a tied vote goes to the smaller label. Returns ``(num_test,)`` int32.
         """
         self._check_trained("predict_labels")
-        k = positive_int("k", k)
+        k = validation.positive_int("k", k)
         num_train = self.x_train.shape[0]
         if k > num_train:
             raise ConfigError(f"k must be at most the number of training examples ({num_train}), got {k}")
@@ -165,7 +166,7 @@ class KNearestNeighbor:
     def predict(self, x, k=1, num_loops=0, metric="l2"):
         """Predicted labels ``(num_test,)`` (int32 NumPy array) for ``x`` of shape ``(num_test, ...)``."""
         self._check_trained("predict")
-        k = positive_int("k", k)
+        k = validation.positive_int("k", k)
         if k > self.x_train.shape[0]:
             raise ConfigError(
                 f"k must be at most the number of training examples ({self.x_train.shape[0]}), got {k}"
@@ -181,12 +182,12 @@ class KNearestNeighbor:
         """
         x = as_features(x, "x")
         y = as_labels(y, x.shape[0], "y")
-        num_folds = positive_int("num_folds", num_folds, minimum=2)
+        num_folds = validation.int_in("num_folds", num_folds, 2)
         n = x.shape[0]
         if num_folds > n:
             raise ConfigError(f"num_folds must be at most the number of examples ({n}), got {num_folds}")
         try:
-            ks = [positive_int("k", k) for k in ks]
+            ks = [validation.positive_int("k", k) for k in ks]
         except TypeError:
             raise ConfigError(f"ks must be a sequence of positive ints, got {ks!r}") from None
         if not ks:

@@ -18,9 +18,9 @@ seeded stateless RNG, so a given ``seed`` always gives the same run.
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf import ops
+from cs231n_tf import ops, validation
 from cs231n_tf.classic._inputs import (as_features, as_float_tensor, as_labels, check_finite, choice,
-                                       non_negative_float, positive_int)
+                                       non_negative_float)
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError, ShapeError
 
 REGULARIZATIONS = ("l2", "l1", "elastic_net")
@@ -157,8 +157,8 @@ class LinearClassifier:
         """
         learning_rate = non_negative_float("learning_rate", learning_rate)
         reg = non_negative_float("reg", reg)
-        num_iters = positive_int("num_iters", num_iters)
-        batch_size = positive_int("batch_size", batch_size)
+        num_iters = validation.positive_int("num_iters", num_iters)
+        batch_size = validation.positive_int("batch_size", batch_size)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise InputTypeError(f"seed must be an int, got {seed!r}")
         l1_ratio = self._regularization(regularization, l1_ratio)

@@ -12,7 +12,8 @@ restored.
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.classic._inputs import as_labels, choice, non_negative_float, positive_int
+from cs231n_tf import validation
+from cs231n_tf.classic._inputs import as_labels, choice, non_negative_float
 from cs231n_tf.classic._network import OpsNetwork, store
 from cs231n_tf.errors import DataError, InputTypeError
 from cs231n_tf.optim.rules import RULES
@@ -48,8 +49,8 @@ def train_network(net, data, update="sgd", learning_rate=1e-3, num_epochs=10, ba
                         f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
     rule = RULES[choice("update", update, tuple(RULES))]
     learning_rate = non_negative_float("learning_rate", learning_rate)
-    num_epochs = positive_int("num_epochs", num_epochs)
-    batch_size = positive_int("batch_size", batch_size)
+    num_epochs = validation.positive_int("num_epochs", num_epochs)
+    batch_size = validation.positive_int("batch_size", batch_size)
     lr_decay = non_negative_float("lr_decay", lr_decay)
     x_train, x_val = np.asarray(data["x_train"]), np.asarray(data["x_val"])
     y_train = as_labels(data["y_train"], len(x_train), "data['y_train']").numpy()

@@ -15,6 +15,7 @@ small weights may be assigned to the zero value as well).
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
+from cs231n_tf import validation
 from cs231n_tf.compress.pruning import fit, kernel_layers, per_layer, wrap_layers
 from cs231n_tf.errors import ConfigError
 
@@ -29,9 +30,7 @@ INITS = {
 
 def check_clusters(value, name="clusters"):
     """``value`` as an int k >= 2 (one cluster would collapse a layer to a constant)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-        raise ConfigError(f"{name} must be an int >= 2 (number of shared weight values), got {value!r}")
-    return int(value)
+    return validation.int_in(name, value, 2)
 
 
 def cluster(model, clusters, init="linear", preserve_sparsity=True):

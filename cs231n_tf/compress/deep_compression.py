@@ -28,8 +28,9 @@ import math
 
 import numpy as np
 
+from cs231n_tf import validation
 from cs231n_tf.compress import huffman
-from cs231n_tf.errors import ConfigError, DataError, ShapeError
+from cs231n_tf.errors import DataError, ShapeError
 
 MAGIC = b"DC1"
 RAW, SPARSE = 0, 1
@@ -135,9 +136,8 @@ def encode_weights(model, index_bits=None):
     (it is for pruned, clustered layers); ``index_bits`` fixes the relative-index width, or ``None``
     picks for each kernel the width in 1..8 bits that gives the fewest bytes.
     """
-    if index_bits is not None and (isinstance(index_bits, bool) or not isinstance(index_bits, int)
-                                   or not 1 <= index_bits <= 16):
-        raise ConfigError(f"index_bits must be an int in [1, 16] or None (choose per layer), got {index_bits!r}")
+    if index_bits is not None:  # None: choose the width per layer
+        index_bits = validation.int_in("index_bits", index_bits, 1, 16)
     kernels = _kernel_ids(model)
     names = _weight_names(model)
     out = bytearray(MAGIC)

@@ -26,16 +26,6 @@ from cs231n_tf.tasks.classification import epoch_losses, train_model
 PRUNABLE = (tf.keras.layers.Dense, tf.keras.layers.Conv2D)
 
 
-def check_positive_int(name, value, allow_zero=False):
-    """:class:`ConfigError` unless ``value`` is a positive (or, with ``allow_zero``, non-negative) int."""
-    validation.positive_int(name, value, allow_zero)
-
-
-def check_lr(lr):
-    """:class:`ConfigError` unless the learning rate ``lr`` is a positive number."""
-    validation.positive_number("lr", lr)
-
-
 def check_model(model, role="model"):
     """:class:`InputTypeError` unless ``model`` is a Keras model; ``role`` names it in the message."""
     if not isinstance(model, tf.keras.Model):
@@ -62,8 +52,8 @@ def fine_tune(model, train_ds, epochs, lr, history=None, **settings):
     (``strategy``, ``mixed_precision``, ``steps_per_execution``...).
     """
     check_model(model)
-    check_positive_int("epochs", epochs)
-    check_lr(lr)
+    validation.positive_int("epochs", epochs)
+    validation.positive_number("lr", lr)
     result = train_model(model, train_ds, epochs, tf.keras.optimizers.Adam(lr), **settings)
     if history is not None:
         history.extend(epoch_losses(result))
@@ -102,10 +92,9 @@ def distill(teacher, student, train_ds, epochs, temperature=4.0, alpha=0.9, lr=1
     """
     check_model(teacher, "teacher")
     check_model(student, "student")
-    check_positive_int("epochs", epochs)
-    check_lr(lr)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ConfigError(f"temperature must be a positive number, got {temperature!r}")
+    validation.positive_int("epochs", epochs)
+    validation.positive_number("lr", lr)
+    validation.positive_number("temperature", temperature)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha must be in [0, 1], got {alpha!r}")
     if teacher.output_shape[-1] != student.output_shape[-1]:
@@ -152,8 +141,8 @@ def sparse_train(model, train_ds, masks, epochs, lr, history=None, epoch_offset=
     moments stay zero there), and the weights are re-masked after every update, so they stay
     exactly zero. Returns ``model``.
     """
-    check_positive_int("epochs", epochs)
-    check_lr(lr)
+    validation.positive_int("epochs", epochs)
+    validation.positive_number("lr", lr)
     variables = {v.ref(): v for v in model.trainable_variables}
     missing = [ref for ref in masks if ref not in variables]
     if missing:
@@ -193,12 +182,11 @@ def dsd(model, train_ds, sparsity=0.5, dense_epochs=2, sparse_epochs=2, redense_
     zero weights per kernel at the end of the sparse phase.
     """
     check_model(model)
-    check_positive_int("dense_epochs", dense_epochs, allow_zero=True)
-    check_positive_int("sparse_epochs", sparse_epochs)
-    check_positive_int("redense_epochs", redense_epochs)
-    check_lr(lr)
-    if not isinstance(redense_lr_factor, (int, float)) or not redense_lr_factor > 0:
-        raise ConfigError(f"redense_lr_factor must be a positive number, got {redense_lr_factor!r}")
+    validation.non_negative_int("dense_epochs", dense_epochs)
+    validation.positive_int("sparse_epochs", sparse_epochs)
+    validation.positive_int("redense_epochs", redense_epochs)
+    validation.positive_number("lr", lr)
+    validation.positive_number("redense_lr_factor", redense_lr_factor)
     report = {"sparsity": float(sparsity), "dense_loss": [], "sparse_loss": [], "redense_loss": []}
     masks = magnitude_masks(model, sparsity)  # validates sparsity before any training
     if dense_epochs:

@@ -24,6 +24,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.compress.distill import fine_tune
 from cs231n_tf.compress.lowrank import rebuild_graph
 from cs231n_tf.compress.ternary import QuantizedConv2D, QuantizedDense
@@ -36,9 +37,7 @@ _VIEWS = (L.Flatten, L.Reshape, L.Dropout, L.MaxPool2D, L.ZeroPadding2D, L.Input
 
 
 def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
-        raise ConfigError(f"bit width must be an int in [2, 32], got {bits!r}")
-    return int(bits)
+    return validation.int_in("bit width", bits, 2, 32)
 
 
 def radix_point(max_abs, bits):
@@ -136,8 +135,7 @@ def collect_statistics(model, dataset, batches=8):
     "biases": {layer: max|b|}}`` for the top-level layers of a functional model. ``dataset``
     yields ``(normalised images, labels)``.
     """
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ConfigError(f"batches must be a positive int, got {batches!r}")
+    batches = validation.positive_int("batches", batches)
     layers = [layer for layer in model.layers if not isinstance(layer, _VIEWS)]
     probe = tf.keras.Model(model.inputs, [layer.output for layer in layers])
     activations = np.zeros(len(layers))
@@ -225,8 +223,7 @@ def accuracy_per_bit_width(model, data, widths=(16, 8, 6, 4), finetune_steps=100
     from ``model``'s weights, which are never changed. Returns one dict per width: ``bits``,
     ``float_accuracy``, ``accuracy`` (straight after quantization), ``finetuned_accuracy``.
     """
-    if isinstance(finetune_steps, bool) or not isinstance(finetune_steps, int) or finetune_steps < 0:
-        raise ConfigError(f"finetune_steps must be a non-negative int, got {finetune_steps!r}")
+    finetune_steps = validation.non_negative_int("finetune_steps", finetune_steps)
     widths = [_check_bits(b) for b in widths]
     stats = collect_statistics(model, data.train_epoch(0, seed), calibration_batches)
     evaluation = data.split(split)

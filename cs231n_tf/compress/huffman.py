@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError
 
 # Codes longer than this are decoded bit by bit instead of through a 2**L lookup table.
@@ -288,8 +289,7 @@ def relative_index(values, index_bits):
     value 0 placed ``2**index_bits`` apart (Han et al. 2016, fig. 2). Trailing zeros are not stored;
     the decoder needs the array size.
     """
-    if isinstance(index_bits, bool) or not isinstance(index_bits, (int, np.integer)) or not 1 <= index_bits <= 32:
-        raise ConfigError(f"index_bits must be an int in [1, 32], got {index_bits!r}")
+    index_bits = validation.int_in("index_bits", index_bits, 1, 32)
     values = _as_symbols(values)
     span = 1 << int(index_bits)
     positions = np.flatnonzero(values)

@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
+from cs231n_tf import validation
 from cs231n_tf.engine.hooks import Hook
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.tasks.classification import train_model
@@ -168,8 +169,7 @@ def make_schedule(target, kind="constant", begin_step=1, end_step=None, frequenc
     target = check_sparsity(target)
     if kind not in SCHEDULES:
         raise ConfigError(f"pruning schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
-    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-        raise ConfigError(f"pruning frequency must be a positive int (steps), got {frequency!r}")
+    frequency = validation.positive_int("pruning frequency", frequency)
     if kind == "constant":
         return sparsity_api.ConstantSparsity(target, begin_step=begin_step, frequency=frequency)
     initial_sparsity = check_sparsity(initial_sparsity, "initial_sparsity")
@@ -231,11 +231,9 @@ def iterative_prune(model, data, sparsity, rounds=3, epochs_per_round=2, lr=1e-3
     Returns ``(stripped model, history)``; ``history`` lists, per round, the target, the measured
     sparsity of the targeted kernels and the validation accuracy.
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"rounds must be a positive int, got {rounds!r}")
-    if isinstance(epochs_per_round, bool) or not isinstance(epochs_per_round, int) or epochs_per_round < 1:
-        # tfmot applies the masks inside training steps: without a step nothing would be pruned.
-        raise ConfigError(f"epochs_per_round must be a positive int, got {epochs_per_round!r}")
+    rounds = validation.positive_int("rounds", rounds)
+    # tfmot applies the masks inside training steps: without a step nothing would be pruned.
+    epochs_per_round = validation.positive_int("epochs_per_round", epochs_per_round)
     targets = per_layer(model, sparsity, check_sparsity, "sparsity")
     steps = max(1, math.ceil(data.info.num_train / data.batch_size))
     history = []

@@ -22,7 +22,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.compress.distill import check_lr, check_model, check_positive_int
+from cs231n_tf import validation
+from cs231n_tf.compress.distill import check_model
 from cs231n_tf.errors import ConfigError, InputTypeError
 from cs231n_tf.tasks.classification import epoch_losses, train_model
 from cs231n_tf.export import exporter
@@ -138,8 +139,8 @@ def quantization_aware_training(model, train_ds, epochs, lr, preserve=None, hist
     :func:`quantize`. ``history`` (a list) receives each epoch's mean loss. Convert the result with
     :func:`qat_to_tflite_int8`.
     """
-    check_positive_int("epochs", epochs)
-    check_lr(lr)
+    validation.positive_int("epochs", epochs)
+    validation.positive_number("lr", lr)
     qat = quantize(model, preserve)
     result = train_model(qat, train_ds, epochs, tf.keras.optimizers.Adam(lr), **settings)
     if history is not None:

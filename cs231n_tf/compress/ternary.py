@@ -25,9 +25,9 @@ clipped to ``|w| <= 1`` (BinaryConnect's hard-tanh STE); ``alpha``'s gradient is
 The layers are ``tf.keras.layers.Dense``/``Conv2D`` subclasses that only change which kernel the
 product uses, so the trainer, exporters and profiler treat them as ordinary layers. Importing this
 module registers ``ternary_lenet300_100``, ``binary_lenet300_100``, ``ternary_lenet5`` and
-``binary_lenet5`` in the model registry (train them with ``cs231n_tf.train.train(model=...)`` after
-``import cs231n_tf.compress.ternary``). :func:`ternarize` and :func:`binarize` convert a trained
-float model for fine-tuning.
+``binary_lenet5`` in the model registry; the registry imports it when one of those names is looked
+up (``cs231n_tf.models.registry.LAZY_BUILDERS``), so ``cs231n_tf.train.train(model=...)`` needs no
+import first. :func:`ternarize` and :func:`binarize` convert a trained float model for fine-tuning.
 """
 
 import numpy as np

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.data import sources
 from cs231n_tf.errors import ConfigError, DataError
 
@@ -199,8 +200,7 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
     Returns:
       :class:`DataSplits` (unpacks as ``train, validation, test, info``).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = validation.positive_int("batch_size", batch_size)
     if preprocessing not in PREPROCESSING:
         raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSING)}, got {preprocessing!r}")
     for fname, frac in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):

@@ -11,6 +11,7 @@ import math
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError
 
 
@@ -61,8 +62,7 @@ class EarlyStopping(Hook):
     def __init__(self, key="val_loss", patience=3, mode="min", min_delta=0.0):
         if mode not in ("max", "min"):
             raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f"patience must be a positive int, got {patience!r}")
+        patience = validation.positive_int("patience", patience)
         self.key, self.patience, self.mode, self.min_delta = key, patience, mode, float(min_delta)
         self.best, self.waited = math.inf if mode == "min" else -math.inf, 0
 

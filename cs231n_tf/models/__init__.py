@@ -9,9 +9,10 @@ from cs231n_tf.models.registry import ModelSpec, build, get_spec, list_models, r
 # Importing a module registers its builders (regularization: its layers, for loading and profiling).
 from cs231n_tf.models import alexnet, basic, densenet, fractalnet, googlenet, inception, regularization, resnet, squeezenet, vgg  # noqa: F401,E402
 
-# The ternary and binary-weight builders (lecture 15) live beside the compression code; importing it
-# here puts them in the registry, so their runs load, evaluate and export like any other.
-from cs231n_tf.compress import ternary  # noqa: F401,E402
+# The ternary and binary-weight builders (lecture 15) live beside the compression code: the registry
+# imports cs231n_tf.compress.ternary when one of them is looked up or all models are listed
+# (registry.LAZY_BUILDERS), so their runs load, evaluate and export like any other, while importing
+# this package does not import cs231n_tf.compress.
 
 list = list_models  # noqa: A001 - the issue's public name; list_models is the unshadowing alias
 

@@ -45,6 +45,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError, ShapeError
 from cs231n_tf.models import layers as zoo_layers
 from cs231n_tf.models import registry
@@ -153,8 +154,7 @@ def profile(model, batch_size=1, *, count_input=True, inplace_elementwise=True):
             f"profile walks functional models; {model.name!r} is subclassed. Wrap it: "
             "inputs = tf.keras.Input(shape); tf.keras.Model(inputs, model(inputs))"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = validation.positive_int("batch_size", batch_size)
     counter = _Counter(count_input=count_input, inplace=inplace_elementwise)
     for tensor in model.inputs:
         counter.add_input(tensor)

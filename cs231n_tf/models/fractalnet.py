@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.models.layers import BN_EPSILON, BN_MOMENTUM, DropPathSelector, FractalJoin, check_probability
 from cs231n_tf.models.registry import check_input_shape, register
@@ -68,11 +69,11 @@ def fractalnet(input_shape, num_classes, *, columns=3, filters=(64, 128, 256, 51
     trainable batchnorm; the paper's Table 1 reports 38.6M for it, which we could not reconcile
     with its published layer sizes (the authors' Caffe code gives 33.7M as well).
     """
-    if not isinstance(columns, int) or columns < 1:
-        raise ConfigError(f"columns must be a positive int, got {columns!r}")
+    columns = validation.positive_int("columns", columns)
     filters = tuple(filters)
-    if not filters or any(not isinstance(f, int) or f < 1 for f in filters):
+    if not filters:
         raise ConfigError(f"filters must be a non-empty sequence of positive ints, got {filters!r}")
+    filters = tuple(validation.positive_int("filters entries", f) for f in filters)
     dropout = (0.0,) * len(filters) if dropout is None else tuple(dropout)
     if len(dropout) != len(filters):
         raise ConfigError(f"dropout needs one rate per block ({len(filters)}), got {dropout!r}")

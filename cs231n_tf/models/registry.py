@@ -6,8 +6,10 @@ logits (no softmax), so the trainer, the exporters and the compressors can treat
 """
 
 import dataclasses
+import importlib
 import inspect
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError
 
 
@@ -35,6 +37,18 @@ class ModelSpec:
 
 
 _REGISTRY = {}
+
+# Builders that register themselves from modules outside this package: name -> that module. It is
+# imported only when one of its names is looked up or every model is listed, so that importing
+# ``cs231n_tf.models`` does not import ``cs231n_tf.compress``. Add a name here when such a module
+# registers a new builder (tests/test_import_rules.py checks the table against the registry).
+LAZY_BUILDERS = {
+    # The ternary and binary-weight networks of lecture 15 live beside the compression code.
+    "ternary_lenet300_100": "cs231n_tf.compress.ternary",
+    "binary_lenet300_100": "cs231n_tf.compress.ternary",
+    "ternary_lenet5": "cs231n_tf.compress.ternary",
+    "binary_lenet5": "cs231n_tf.compress.ternary",
+}
 
 
 def register(
@@ -71,9 +85,17 @@ def register(
     return decorate
 
 
-def _ensure_loaded():
-    # Builders register themselves on import; importing the package's model modules is enough.
+def _ensure_loaded(name=None):
+    """Import the modules that register builders: all of them, or only those ``name`` needs.
+
+    Builders register themselves on import; the package's own model modules are imported by
+    ``cs231n_tf.models``, the ones in :data:`LAZY_BUILDERS` here, on demand.
+    """
     import cs231n_tf.models  # noqa: F401
+
+    modules = set(LAZY_BUILDERS.values()) if name is None else {LAZY_BUILDERS.get(name)} - {None}
+    for module in sorted(modules):
+        importlib.import_module(module)
 
 
 def list_models():
@@ -84,9 +106,11 @@ def list_models():
 
 def get_spec(name):
     """The :class:`ModelSpec` for ``name``; unknown names list the known ones."""
-    _ensure_loaded()
     if not isinstance(name, str):
         raise InputTypeError(f"model name must be a string, got {type(name).__name__}")
+    _ensure_loaded(name)
+    if name not in _REGISTRY:
+        _ensure_loaded()  # so that the message lists every model
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -119,8 +143,7 @@ def build(name, input_shape=None, num_classes=None, **options):
     spec = get_spec(name)
     input_shape = spec.canonical_input_shape if input_shape is None else input_shape
     num_classes = spec.canonical_num_classes if num_classes is None else num_classes
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = validation.positive_int("num_classes", num_classes)
     accepted = spec.options()
     unknown = sorted(set(options) - set(accepted))
     if unknown:

@@ -20,6 +20,7 @@ import math
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError
 from cs231n_tf.models import complexity
 from cs231n_tf.models.layers import check_probability
@@ -122,8 +123,7 @@ class FractionalMaxPool2D(layers.Layer):
             raise InputTypeError(f"pooling_ratio must be a number in [1, 2], got {pooling_ratio!r}") from None
         if not 1.0 <= ratio <= 2.0:
             raise ConfigError(f"pooling_ratio must be in [1, 2] (e.g. sqrt(2) = 1.414), got {pooling_ratio!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 1):
-            raise ConfigError(f"seed must be a positive int or None, got {seed!r}")
+        seed = validation.optional_positive_int("seed", seed)
         self.pooling_ratio = ratio
         self.pseudo_random = bool(pseudo_random)
         self.overlapping = bool(overlapping)

@@ -11,6 +11,7 @@
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.models.layers import (StochasticDepth, ZeroPadShortcut, bn_relu, check_probability, conv_bn)
 from cs231n_tf.models.registry import check_input_shape, register
@@ -356,8 +357,7 @@ def wide_resnet(input_shape, num_classes, *, depth=28, width=10, dropout=0.0):
     input_shape = check_input_shape(input_shape, min_size=CIFAR_MIN_SIZE)
     if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
         raise ConfigError(f"WRN depth must be 6n + 4 (10, 16, 22, 28, 40, ...), got {depth!r}")
-    if not isinstance(width, int) or width < 1:
-        raise ConfigError(f"WRN width must be a positive int, got {width!r}")
+    width = validation.positive_int("WRN width", width)
     dropout = check_probability("dropout", dropout, high_open=True)
     n = (depth - 4) // 6
     inputs = layers.Input(input_shape, name="images")

@@ -70,18 +70,6 @@ def int_tensor(value, name):
     return tensor
 
 
-def positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def non_negative_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ConfigError(f"{name} must be a non-negative int, got {value!r}")
-    return int(value)
-
-
 def check_rank(x, rank, name, layout):
     if x.shape.rank != rank:
         raise ShapeError(f"{name} must have rank {rank} {layout}, got shape {x.shape}")

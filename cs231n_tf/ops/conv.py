@@ -7,17 +7,16 @@ on every side; ``(H + 2*pad - KH)`` and ``(W + 2*pad - KW)`` must be divisible b
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ShapeError
-from cs231n_tf.ops._util import (
-    check_dim, check_rank, float_tensors, non_negative_int, positive_int, shape_of,
-)
+from cs231n_tf.ops._util import check_dim, check_rank, float_tensors, shape_of
 from cs231n_tf.ops._windows import col2im_blocks, crop_hw, im2col_blocks, pad_hw, window_grid
 
 
 def _check_conv(op, x, w, b, stride, pad):
     """Validate a conv's arguments; returns ``(x, stride, pad, out_h, out_w)``."""
-    stride = positive_int(stride, "stride")
-    pad = non_negative_int(pad, "pad")
+    stride = validation.positive_int("stride", stride)
+    pad = validation.non_negative_int("pad", pad)
     check_rank(x, 4, "x", "(N, H, W, C_in)")
     check_rank(w, 4, "w", "(KH, KW, C_in, C_out)")
     check_rank(b, 1, "b", "(C_out,)")

@@ -6,15 +6,16 @@ a remainder is a ShapeError. Windows are the im2col blocks of ``_windows``.
 
 import tensorflow as tf
 
-from cs231n_tf.ops._util import check_rank, float_tensors, positive_int, zeros_if_none
+from cs231n_tf import validation
+from cs231n_tf.ops._util import check_rank, float_tensors, zeros_if_none
 from cs231n_tf.ops._windows import col2im_blocks, im2col_blocks, window_grid
 
 
 def check_pool(op, x, pool_height, pool_width, stride):
     """Validate pooling arguments; returns ``(x, pool_height, pool_width, stride)``."""
-    pool_height = positive_int(pool_height, "pool_height")
-    pool_width = positive_int(pool_width, "pool_width")
-    stride = positive_int(stride, "stride")
+    pool_height = validation.positive_int("pool_height", pool_height)
+    pool_width = validation.positive_int("pool_width", pool_width)
+    stride = validation.positive_int("stride", stride)
     check_rank(x, 4, "x", "(N, H, W, C)")
     x, _, _ = window_grid(x, pool_height, pool_width, stride, 0, op)
     return x, pool_height, pool_width, stride

@@ -5,10 +5,10 @@ transposed convolution. All NHWC.
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, ShapeError
 from cs231n_tf.ops._util import (
-    check_dim, check_in_range, check_rank, float_tensors, int_tensor, non_negative_int,
-    positive_int, shape_of,
+    check_dim, check_in_range, check_rank, float_tensors, int_tensor, shape_of,
 )
 from cs231n_tf.ops.conv import conv_backward_input, conv_backward_kernel, conv_forward
 from cs231n_tf.ops.pool import check_pool, max_pool_first_argmax
@@ -17,7 +17,7 @@ from cs231n_tf.ops.pool import check_pool, max_pool_first_argmax
 def nearest_upsample(x, factor):
     """Nearest-neighbour upsampling: ``(N, H, W, C) -> (N, H*factor, W*factor, C)``, each value
     copied into a ``factor x factor`` block. Backward: each block's gradients summed."""
-    factor = positive_int(factor, "factor")
+    factor = validation.positive_int("factor", factor)
     (x,) = float_tensors(x)
     check_rank(x, 4, "x", "(N, H, W, C)")
 
@@ -47,7 +47,7 @@ def _dilate(x, factor):
 def bed_of_nails_upsample(x, factor):
     """Bed-of-nails upsampling: ``(N, H, W, C) -> (N, H*factor, W*factor, C)``, each value at the
     top-left of its ``factor x factor`` block, zeros elsewhere. Backward: the top-left gradients."""
-    factor = positive_int(factor, "factor")
+    factor = validation.positive_int("factor", factor)
     (x,) = float_tensors(x)
     check_rank(x, 4, "x", "(N, H, W, C)")
 
@@ -143,8 +143,8 @@ def conv2d_transpose(x, w, b, stride=1, pad=0):
     gradient with the roles of input and output swapped, ``db = sum(dout)``.
     """
     x, w, b = float_tensors(x, w, b)
-    stride = positive_int(stride, "stride")
-    pad = non_negative_int(pad, "pad")
+    stride = validation.positive_int("stride", stride)
+    pad = validation.non_negative_int("pad", pad)
     check_rank(x, 4, "x", "(N, H, W, C_in)")
     check_rank(w, 4, "w", "(KH, KW, C_out, C_in)")
     check_rank(b, 1, "b", "(C_out,)")

@@ -33,6 +33,7 @@ import numbers
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError
 
 _register = tf.keras.utils.register_keras_serializable(package="cs231n_tf")
@@ -281,9 +282,7 @@ def get_optimizer(name, learning_rate=None, **options):
         if isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
             kwargs["learning_rate"] = learning_rate
         elif isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool):
-            if not learning_rate > 0:
-                raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
-            kwargs["learning_rate"] = float(learning_rate)
+            kwargs["learning_rate"] = validation.positive_number("learning_rate", learning_rate)
         else:
             raise InputTypeError(
                 "learning_rate must be a float or a tf.keras.optimizers.schedules."

@@ -10,13 +10,13 @@ bridges TensorFlow variables to it: the variables are packed into one float64 ve
 """
 
 import dataclasses
-import numbers
 
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
-from cs231n_tf.errors import ConfigError, InputTypeError
+from cs231n_tf import validation
+from cs231n_tf.errors import InputTypeError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,11 +63,9 @@ def lbfgs_minimize(loss_fn, variables, max_iters=100, tolerance=1e-6, memory=10)
     not_float = [v.name for v in variables if not v.dtype.is_floating]
     if not_float:
         raise InputTypeError(f"variables must have floating dtypes; not so: {', '.join(not_float)}")
-    for name, value in (("max_iters", max_iters), ("memory", memory)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance > 0:
-        raise ConfigError(f"tolerance must be a number > 0, got {tolerance!r}")
+    max_iters = validation.positive_int("max_iters", max_iters)
+    memory = validation.positive_int("memory", memory)
+    tolerance = validation.positive_number("tolerance", tolerance)
 
     shapes = [v.shape for v in variables]
     sizes = [int(np.prod(s)) for s in shapes]

@@ -21,24 +21,11 @@ import numbers
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError
 
 schedules = tf.keras.optimizers.schedules
 _register = tf.keras.utils.register_keras_serializable(package="cs231n_tf")
-
-
-def _positive(name, value, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _int_at_least(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 @_register
@@ -47,7 +34,7 @@ class Constant(schedules.LearningRateSchedule):
 
     def __init__(self, learning_rate, name=None):
         super().__init__()
-        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.learning_rate = validation.positive_number("learning_rate", learning_rate)
         self.name = name
 
     def __call__(self, step):
@@ -77,9 +64,9 @@ class LinearWarmup(schedules.LearningRateSchedule):
                 f"schedule must be a LearningRateSchedule, got {type(schedule).__name__}"
             )
         self.schedule = schedule
-        self.warmup_steps = _int_at_least("warmup_steps", warmup_steps, 1)
-        self.initial_learning_rate = _positive("initial_learning_rate", initial_learning_rate,
-                                               allow_zero=True)
+        self.warmup_steps = validation.positive_int("warmup_steps", warmup_steps)
+        self.initial_learning_rate = validation.positive_number(
+            "initial_learning_rate", initial_learning_rate, allow_zero=True)
         self.name = name
 
     def __call__(self, step):
@@ -113,15 +100,15 @@ def step_decay(base_lr, factor=0.1, every=None, boundaries=None):
     Exactly one of ``every`` / ``boundaries`` must be given. Returns Keras's
     ``ExponentialDecay(staircase=True)`` or ``PiecewiseConstantDecay``.
     """
-    base_lr = _positive("base_lr", base_lr)
-    factor = _positive("factor", factor)
+    base_lr = validation.positive_number("base_lr", base_lr)
+    factor = validation.positive_number("factor", factor)
     if (every is None) == (boundaries is None):
         raise ConfigError(
             f"step decay needs exactly one of every= or boundaries=, got every={every!r}, "
             f"boundaries={boundaries!r}"
         )
     if every is not None:
-        every = _int_at_least("every", every, 1)
+        every = validation.positive_int("every", every)
         return schedules.ExponentialDecay(base_lr, every, factor, staircase=True)
     boundaries = list(boundaries)
     if (not boundaries
@@ -155,9 +142,9 @@ def make_schedule(name, base_lr, total_steps, warmup_steps=0, **options):
     Returns:
       A ``tf.keras.optimizers.schedules.LearningRateSchedule``.
     """
-    base_lr = _positive("base_lr", base_lr)
-    total_steps = _int_at_least("total_steps", total_steps, 1)
-    warmup_steps = _int_at_least("warmup_steps", warmup_steps, 0)
+    base_lr = validation.positive_number("base_lr", base_lr)
+    total_steps = validation.positive_int("total_steps", total_steps)
+    warmup_steps = validation.non_negative_int("warmup_steps", warmup_steps)
     if warmup_steps >= total_steps:
         raise ConfigError(
             f"warmup_steps must be an int in [0, total_steps={total_steps}), got {warmup_steps!r}"
@@ -175,7 +162,7 @@ def make_schedule(name, base_lr, total_steps, warmup_steps=0, **options):
     decay_steps = total_steps - warmup_steps
 
     if name == "cosine":
-        final_lr = _positive("final_lr", options.get("final_lr", 0.0), allow_zero=True)
+        final_lr = validation.positive_number("final_lr", options.get("final_lr", 0.0), allow_zero=True)
         alpha = final_lr / base_lr
         if warmup_steps:
             # Keras's CosineDecay has this exact warm-up built in.
@@ -186,7 +173,7 @@ def make_schedule(name, base_lr, total_steps, warmup_steps=0, **options):
     if name == "constant":
         schedule = Constant(base_lr)
     elif name == "exponential":
-        final_lr = _positive("final_lr", options.get("final_lr", base_lr / 100))
+        final_lr = validation.positive_number("final_lr", options.get("final_lr", base_lr / 100))
         schedule = schedules.ExponentialDecay(base_lr, decay_steps, final_lr / base_lr)
     else:
         if "every" not in options and "boundaries" not in options:

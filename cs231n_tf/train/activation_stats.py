@@ -17,6 +17,7 @@ import io
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError
 from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.train.initializers import get_initializer
@@ -40,9 +41,9 @@ def deep_net(num_layers=10, width=500, activation="tanh", init="xavier", input_d
         ``None`` for unseeded draws.
     """
     input_dim = width if input_dim is None else input_dim
-    for name, value in (("num_layers", num_layers), ("width", width), ("input_dim", input_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+    num_layers = validation.positive_int("num_layers", num_layers)
+    width = validation.positive_int("width", width)
+    input_dim = validation.positive_int("input_dim", input_dim)
     try:
         tf.keras.activations.get(activation)
     except ValueError:
@@ -134,8 +135,7 @@ def activation_stats(model, x, include_gradients=True, bins=50):
 
     Returns a list of :class:`LayerStats`, in layer order.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ConfigError(f"bins must be an int >= 1, got {bins!r}")
+    bins = validation.positive_int("bins", bins)
     layers = layer_activations(model, x, include_gradients)
     # One symmetric range for all layers, so a shrinking layer shows as a narrowing spike. It
     # spans the 99.9th percentile of |a| (a few outliers would squash every histogram), and values

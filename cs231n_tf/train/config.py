@@ -119,9 +119,7 @@ class TrainConfig:
     frozen_layers: list = _flag(None, "layers kept frozen (recorded by finetune)", flag=None)
 
     def validate(self):
-        def positive_int(name, value, allow_zero=False):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} int, got {value!r}")
+        from cs231n_tf.validation import positive_int
 
         positive_int("epochs", self.epochs)
         positive_int("batch_size", self.batch_size)

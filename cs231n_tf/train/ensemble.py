@@ -27,6 +27,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError, ShapeError
 from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.evaluate import load_run, predict_logits
@@ -240,11 +241,9 @@ class CyclicCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
     """:func:`cyclic_cosine_lr` as a Keras schedule of the optimizer's 0-based step counter."""
 
     def __init__(self, lr_max, total_steps, cycles):
-        if not (isinstance(lr_max, (int, float)) and lr_max > 0):
-            raise ConfigError(f"lr_max must be a positive number, got {lr_max!r}")
-        for name, value in (("total_steps", total_steps), ("cycles", cycles)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        lr_max = validation.positive_number("lr_max", lr_max)
+        total_steps = validation.positive_int("total_steps", total_steps)
+        cycles = validation.positive_int("cycles", cycles)
         if cycles > total_steps:
             raise ConfigError(f"cycles ({cycles}) cannot exceed total_steps ({total_steps})")
         self.lr_max, self.total_steps, self.cycles = float(lr_max), total_steps, cycles
@@ -332,8 +331,9 @@ def train_independent(config=None, seeds=(0, 1, 2), data=None, log=_say, **overr
     and pass the run directories instead.
     """
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if not seeds:
         raise ConfigError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+    seeds = [validation.non_negative_int("seeds entries", s) for s in seeds]
     config, data = _setup(config, data, overrides)
     members = []
     for seed in seeds:
@@ -379,8 +379,7 @@ class SnapshotEnsemble:
         """:class:`EnsemblePrediction` of the last ``last`` snapshots (default all) on ``split``."""
         members = self.models()
         if last is not None:
-            if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= len(members):
-                raise ConfigError(f"last must be an int in 1..{len(members)}, got {last!r}")
+            last = validation.int_in("last", last, 1, len(members))
             members = members[-last:]
         return average_predictions(members, self.data.split(split))
 
@@ -395,8 +394,7 @@ def train_snapshot_ensemble(config=None, cycles=5, data=None, log=_say, **overri
     (``optimizer="nesterov"``, ``lr=0.1`` on CIFAR). Returns :class:`SnapshotEnsemble`.
     """
     config, data = _setup(config, data, overrides)
-    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
-        raise ConfigError(f"cycles must be a positive int, got {cycles!r}")
+    cycles = validation.positive_int("cycles", cycles)
     if config.epochs % cycles:
         raise ConfigError(f"epochs ({config.epochs}) must be a multiple of cycles ({cycles}) so that every "
                           "cycle ends on an epoch boundary")
@@ -447,8 +445,7 @@ def train_averaged(config=None, decay=None, start_epoch=0, data=None, log=_say, 
     settled), a float an exponential moving average. Returns :class:`AveragedRun`.
     """
     config, data = _setup(config, data, overrides)
-    if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or not 0 <= start_epoch < config.epochs:
-        raise ConfigError(f"start_epoch must be an int in 0..{config.epochs - 1}, got {start_epoch!r}")
+    start_epoch = validation.int_in("start_epoch", start_epoch, 0, config.epochs - 1)
     hook = _Average(decay, start_epoch)
     engine = _engine(config, data, hooks=[hook])
     result = engine.run()

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.engine import Engine, Hook
 from cs231n_tf.errors import ConfigError, NonFiniteLossError
 from cs231n_tf.tasks.classification import ClassificationTask
@@ -162,8 +163,7 @@ def lr_range_test(config=None, min_lr=1e-6, max_lr=1.0, steps=100, *, data=None,
     config = (config or TrainConfig()).validate()
     if not (isinstance(min_lr, (int, float)) and isinstance(max_lr, (int, float)) and 0 < min_lr < max_lr):
         raise ConfigError(f"need 0 < min_lr < max_lr, got min_lr={min_lr!r}, max_lr={max_lr!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 3:
-        raise ConfigError(f"steps must be an int >= 3, got {steps!r}")
+    steps = validation.int_in("steps", steps, 3)
     if not 0 <= beta < 1:
         raise ConfigError(f"beta must be in [0, 1), got {beta!r}")
     if not diverge_factor > 1:

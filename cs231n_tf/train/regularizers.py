@@ -20,6 +20,7 @@ import numbers
 
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError
 
 PENALTIES = ("l2", "l1", "elastic")
@@ -57,8 +58,7 @@ def check_penalty(name, weight_decay, l1_ratio=0.5):
     """Raise ConfigError unless ``name``/``weight_decay``/``l1_ratio`` describe a valid penalty."""
     if name not in PENALTIES:
         raise ConfigError(f"unknown penalty {name!r}; choose one of {', '.join(PENALTIES)}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) or not weight_decay >= 0:
-        raise ConfigError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    validation.positive_number("weight_decay", weight_decay, allow_zero=True)
     if isinstance(l1_ratio, bool) or not isinstance(l1_ratio, numbers.Real) or not 0.0 <= l1_ratio <= 1.0:
         raise ConfigError(f"l1_ratio must be a number in [0, 1], got {l1_ratio!r}")
 

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.engine import Engine, StopAtMetric
 from cs231n_tf.errors import ConfigError, NonFiniteLossError
 from cs231n_tf.tasks.classification import ClassificationTask
@@ -177,14 +178,12 @@ def sanity_check(config=None, data=None, log=print, overfit_examples=50, overfit
       check_every: steps between accuracy checks in (c) (the run stops as soon as it passes).
     """
     config = (config or TrainConfig()).validate()
-    for name, value in (("overfit_examples", overfit_examples), ("overfit_steps", overfit_steps),
-                        ("loss_examples", loss_examples), ("check_every", check_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    if not loss_tolerance > 0:
-        raise ConfigError(f"loss_tolerance must be > 0, got {loss_tolerance!r}")
-    if not regularization > 0:
-        raise ConfigError(f"regularization must be > 0, got {regularization!r}")
+    overfit_examples = validation.positive_int("overfit_examples", overfit_examples)
+    overfit_steps = validation.positive_int("overfit_steps", overfit_steps)
+    loss_examples = validation.positive_int("loss_examples", loss_examples)
+    check_every = validation.positive_int("check_every", check_every)
+    validation.positive_number("loss_tolerance", loss_tolerance)
+    validation.positive_number("regularization", regularization)
     if not 0 < overfit_target <= 1:
         raise ConfigError(f"overfit_target must be in (0, 1], got {overfit_target!r}")
     data = data or config_lib.load_data(config)

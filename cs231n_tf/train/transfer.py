@@ -31,6 +31,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError, InputTypeError, RunDirError, ShapeError
 from cs231n_tf.fileio import atomic_write_json
 from cs231n_tf.train import config as config_lib
@@ -122,10 +123,7 @@ def unfreeze(model, last_n_blocks=None, train_batchnorm=False):
     found = blocks(model)
     if last_n_blocks is None:
         last_n_blocks = len(found)
-    if isinstance(last_n_blocks, bool) or not isinstance(last_n_blocks, (int, np.integer)) \
-            or not 0 <= last_n_blocks <= len(found):
-        raise ConfigError(f"last_n_blocks must be an int in 0..{len(found)} (the blocks of {model.name!r}), "
-                          f"got {last_n_blocks!r}")
+    last_n_blocks = validation.int_in("last_n_blocks", last_n_blocks, 0, len(found))
     freeze(model, up_to=None)
     head_layer(model).trainable = True
     chosen = found[len(found) - int(last_n_blocks):]
@@ -166,8 +164,7 @@ def linear_probe(features, labels, C=1.0, max_iter=2000):
         raise ShapeError(f"linear_probe needs features (N, D) and labels (N,), got {features.shape} and {labels.shape}")
     if len(np.unique(labels)) < 2:
         raise ConfigError("linear_probe needs at least two classes in labels")
-    if not (isinstance(C, (int, float)) and C > 0):
-        raise ConfigError(f"C must be a positive number, got {C!r}")
+    validation.positive_number("C", C)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     return probe.fit(features, labels)
 
@@ -227,20 +224,15 @@ def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1,
     Returns :class:`TrainResult`.
     """
     source = load_run(source_run_dir)
-    for name, value in (("head_epochs", head_epochs), ("finetune_epochs", finetune_epochs)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
+    head_epochs = validation.non_negative_int("head_epochs", head_epochs)
+    finetune_epochs = validation.non_negative_int("finetune_epochs", finetune_epochs)
     if head_epochs + finetune_epochs == 0:
         raise ConfigError("head_epochs and finetune_epochs are both 0: nothing to train")
-    for name, value in (("lr", lr), ("finetune_lr", finetune_lr)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    validation.positive_number("lr", lr)
+    validation.positive_number("finetune_lr", finetune_lr)
     available = len(blocks(source.model))
-    if unfreeze_blocks is not None and (isinstance(unfreeze_blocks, bool)
-                                        or not isinstance(unfreeze_blocks, (int, np.integer))
-                                        or not 0 <= unfreeze_blocks <= available):
-        raise ConfigError(f"unfreeze_blocks must be an int in 0..{available} (the blocks of "
-                          f"{source.config.model!r}) or None for all, got {unfreeze_blocks!r}")
+    if unfreeze_blocks is not None:
+        unfreeze_blocks = validation.int_in("unfreeze_blocks", unfreeze_blocks, 0, available)
     src = source.config
     config = config_lib.TrainConfig(
         model=src.model, model_options=dict(src.model_options), dataset=dataset, data_dir=src.data_dir,

@@ -149,7 +149,7 @@ def test_errors(data):
     knn.train(x_train, y_train)
     with pytest.raises(ConfigError, match="at most the number of training examples \\(40\\), got 41"):
         knn.predict(x_test, k=41)
-    with pytest.raises(ConfigError, match="k must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="k must be a positive int, got 0"):
         knn.predict(x_test, k=0)
     with pytest.raises(ConfigError, match="num_loops must be one of 0, 1, 2; got 3"):
         knn.compute_distances(x_test, num_loops=3)
@@ -169,7 +169,7 @@ def test_errors(data):
         KNearestNeighbor().train(np.zeros(5), np.zeros(5, dtype=int))
     with pytest.raises(ConfigError, match="every k must be at most the smallest training split"):
         knn.cross_validate(x_train[:10], y_train[:10], ks=[9], num_folds=5)
-    with pytest.raises(ConfigError, match="num_folds must be an integer >= 2"):
+    with pytest.raises(ConfigError, match="num_folds must be an int >= 2"):
         knn.cross_validate(x_train, y_train, ks=[1], num_folds=1)
     # Errors are also the built-in kinds, so plain `except ValueError` callers still work.
     assert issubclass(ConfigError, ValueError) and issubclass(InputTypeError, TypeError)

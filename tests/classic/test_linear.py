@@ -165,7 +165,7 @@ def test_errors(batch):
         clf.train(x, y, regularization="elastic_net", l1_ratio=1.5)
     with pytest.raises(ConfigError, match="reg must be a finite non-negative number, got -1"):
         clf.loss(x, y, -1)
-    with pytest.raises(ConfigError, match="num_iters must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="num_iters must be a positive int, got 0"):
         clf.train(x, y, num_iters=0)
     with pytest.raises(ShapeError, match="x has 5 features per example but W expects 6"):
         clf.predict(x[:, :5])
