@@ -566,11 +566,11 @@ class _Search:
             config = trial_config(self.base, specs, values)
             status, metrics = self.run_trial(config, os.path.join(self.out, name), name)
             trial.set_user_attr("status", status)
-            recorded = set(METRIC_SOURCES.values()) | set(self.task_cls.objectives)
-            trial.set_user_attr("metrics", {k: metrics[k] for k in recorded if k in metrics})
             if status == "diverged":
                 trial.set_user_attr("metrics", {"step": metrics.get("step")})
                 raise optuna.TrialPruned(f"diverged at step {metrics.get('step')}")
+            recorded = set(METRIC_SOURCES.values()) | set(self.task_cls.objectives)
+            trial.set_user_attr("metrics", {k: metrics[k] for k in recorded if k in metrics})
             value = metrics.get(self.objective)
             if not _finite(value):
                 raise ConfigError(f"{name}: the task reported no finite {self.objective} ({value!r})")
@@ -787,16 +787,15 @@ def _run_search(base, specs, trials, out, seed, refine_top, data, log, sampler, 
         raise RunDirError(f"{out}: its second round was refined around the best {refined['top']} trials, "
                           f"not {refine_top}; re-run with refine_top={refined['top']} or choose another output directory")
     study = search.run_round(0, specs, study)
-    first = study
     if refine_top or refined is not None:
         while not search.wait_for_round(study):
             study = search.run_round(0, specs)
         round0 = sorted(search.rows(study, 0, specs), key=_sort_key)
-        if first.user_attrs.get("refined") is None:
+        if study.user_attrs.get("refined") is None:
             narrowed = refine(specs, round0, refine_top)
-            first.set_user_attr("refined", {"top": refine_top, "params": [s.to_json() for s in narrowed]})
+            study.set_user_attr("refined", {"top": refine_top, "params": [s.to_json() for s in narrowed]})
             log("refined ranges: " + ", ".join(str(s) for s in narrowed))
-        narrowed = [ParamSpec.from_json(p) for p in first.user_attrs["refined"]["params"]]
+        narrowed = [ParamSpec.from_json(p) for p in study.user_attrs["refined"]["params"]]
         rounds.append(narrowed)
         rows += round0
         study1 = search.run_round(1, narrowed)
