@@ -176,6 +176,19 @@ def load_npz(path):
                    pixel_max, f"npz:{path}")
 
 
+def read_image(path, channels=None):
+    """Decode the PNG/JPEG/GIF/BMP file ``path`` to a uint8 ``(H, W, C)`` array (``channels`` forces C)."""
+    import tensorflow as tf
+
+    if not os.path.isfile(path):
+        raise DataError(f"image file {path!r} does not exist")
+    try:
+        img = tf.io.decode_image(tf.io.read_file(path), channels=channels or 0, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+        raise DataError(f"cannot decode image {path!r}: {exc.message.splitlines()[0]}") from None
+    return tf.image.convert_image_dtype(img, tf.uint8, saturate=True).numpy()  # 16-bit PNGs scale down
+
+
 def load_folder(path, image_size=None):
     import tensorflow as tf
 
@@ -191,10 +204,7 @@ def load_folder(path, image_size=None):
             raise DataError(f"class folder {os.path.join(path, cls)!r} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
         for fname in files:
             fpath = os.path.join(path, cls, fname)
-            try:
-                img = tf.io.decode_image(tf.io.read_file(fpath), expand_animations=False).numpy()
-            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
-                raise DataError(f"cannot decode image {fpath!r}: {exc.message.splitlines()[0]}") from exc
+            img = read_image(fpath)
             if shape is None:
                 shape = tuple(image_size) + (img.shape[-1],) if image_size else img.shape
             if img.shape[-1] != shape[-1]:

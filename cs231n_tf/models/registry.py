@@ -25,6 +25,11 @@ class ModelSpec:
     canonical_num_classes: int
     reference_params: int = None
     reference: str = ""
+    # Pretrained builders: the fixed input normalisation their weights were trained with, as
+    # per-channel (mean, std) of unit-scale pixels (the model sees ``(x - mean) / std``), and the
+    # accepted ``weights`` values besides None.
+    input_stats: tuple = None
+    pretrained: tuple = ()
 
     def options(self):
         """Keyword options the builder accepts beyond ``input_shape`` and ``num_classes``."""
@@ -59,6 +64,8 @@ def register(
     canonical_num_classes,
     reference_params=None,
     reference="",
+    input_stats=None,
+    pretrained=(),
 ):
     """Decorator adding a builder to the registry under ``name``.
 
@@ -79,6 +86,8 @@ def register(
             canonical_num_classes=int(canonical_num_classes),
             reference_params=reference_params,
             reference=reference,
+            input_stats=None if input_stats is None else (tuple(input_stats[0]), tuple(input_stats[1])),
+            pretrained=tuple(pretrained),
         )
         return fn
 

