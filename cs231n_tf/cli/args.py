@@ -98,6 +98,20 @@ def step_list(text):
     return steps
 
 
+def image_size(text):
+    """``S`` or ``H,W`` (also ``HxW``): a positive image size, as ``[H, W]``."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        size = [int(p) for p in parts]
+    except ValueError:
+        size = []
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected an image size S or H,W of positive integers, got {text!r}")
+    return size
+
+
 def name_list(text):
     return [s.strip() for s in text.split(",") if s.strip()]
 
@@ -116,7 +130,7 @@ def model_option(text):
 
 KINDS = {"positive_int": positive_int, "non_negative_int": non_negative_int, "positive_float": positive_float,
          "non_negative_float": non_negative_float, "unit_float": unit_float, "step_list": step_list,
-         "name_list": name_list, "number": number, "integer": integer}
+         "name_list": name_list, "number": number, "integer": integer, "image_size": image_size}
 
 
 _KIND_OF_TYPE = {bool: "bool", "bool": "bool", int: "integer", "int": "integer", float: "number", "float": "number"}

@@ -1,4 +1,4 @@
-"""``cs231n-tf finetune``: transfer a trained run to another data set (lecture 7).
+"""``cs231n-tf finetune``: transfer a trained run or a pretrained model to another data set (lecture 7).
 
 The work is :func:`cs231n_tf.train.transfer.finetune`.
 """
@@ -18,19 +18,25 @@ def _blocks(text):
     return value
 
 
+from cs231n_tf.cli.args import image_size as _image_size
 from cs231n_tf.cli.args import non_negative_float as _non_negative_float
 from cs231n_tf.cli.args import non_negative_int as _non_negative_int
 from cs231n_tf.cli.args import positive_float as _positive_float
 from cs231n_tf.cli.args import positive_int as _positive_int
 
-DESCRIPTION = ("Take a trained run, replace its head for --dataset's classes, train the head alone "
+DESCRIPTION = ("Take a trained run (--run) or a pretrained model (--model efficientnet_lite0 --weights imagenet), "
+               "replace its head for --dataset's classes, train the head alone "
                     "(--head-epochs at --lr), then unfreeze the last --unfreeze-blocks blocks and fine-tune "
                     "(--finetune-epochs at --finetune-lr). The result is a run directory that `evaluate` and "
                     "`export` accept.")
 
 
 def add_arguments(p):
-    p.add_argument("--run", required=True, help="source run directory written by `train`")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="source run directory written by `train`")
+    source.add_argument("--model", help="pretrained registry model, e.g. efficientnet_lite0")
+    p.add_argument("--weights", default="imagenet", help="with --model: which pretrained weights")
+    p.add_argument("--image-size", type=_image_size, metavar="S|H,W", help="resize folder: images to this size")
     p.add_argument("--dataset", required=True, help="target data set: digits, npz:PATH, folder:PATH, a tfds name")
     p.add_argument("--out", required=True, help="output run directory (must not hold a run)")
     p.add_argument("--head-epochs", type=_non_negative_int, default=5,
@@ -53,7 +59,8 @@ def add_arguments(p):
 def run(args):
     from cs231n_tf.train.transfer import finetune
 
-    result = finetune(args.run, args.dataset, args.out, head_epochs=args.head_epochs,
+    result = finetune(args.run, args.dataset, args.out, model=args.model, weights=args.weights,
+                      image_size=args.image_size, head_epochs=args.head_epochs,
                       unfreeze_blocks=args.unfreeze_blocks, finetune_epochs=args.finetune_epochs, lr=args.lr,
                       finetune_lr=args.finetune_lr, batch_size=args.batch_size, seed=args.seed,
                       validation_fraction=args.validation_fraction, train_batchnorm=args.train_batchnorm)

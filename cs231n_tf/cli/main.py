@@ -25,6 +25,7 @@ COMMANDS = {
     "evaluate": ("cs231n_tf.cli.evaluate", "evaluate a run's model on a split"),
     "export": ("cs231n_tf.cli.export", "export a run as a SavedModel or .tflite"),
     "search": ("cs231n_tf.cli.search", "hyperparameter search on an Optuna study (random, grid, TPE; coarse to fine)"),
+    "predict": ("cs231n_tf.cli.predict", "top-k classes of image files, from a run or a pretrained model (efficientnet_lite0)"),
     "finetune": ("cs231n_tf.cli.finetune", "transfer a trained run to a new data set (new head, then fine-tune the top)"),
     "compress": ("cs231n_tf.cli.compress", "prune, cluster, Huffman-code, quantize or distill a run into a small .tflite"),
     "models": ("cs231n_tf.cli.models", "list the registered models"),

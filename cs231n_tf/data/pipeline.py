@@ -52,7 +52,7 @@ def _split_indices(labels, fraction, rng):
     return np.sort(np.concatenate(left)), np.sort(np.concatenate(right))
 
 
-PREPROCESSING = ("channel", "mean_image")
+PREPROCESSING = ("channel", "mean_image", "model")
 
 
 def _mean_image(x, pixel_max):
@@ -179,7 +179,8 @@ class DataSplits:
 
 
 def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction=0.2, split_seed=0,
-         data_dir=None, download=False, normalize=True, image_size=None, preprocessing="channel"):
+         data_dir=None, download=False, normalize=True, image_size=None, preprocessing="channel",
+         input_stats=None):
     """Load data set ``name`` as train/validation/test ``tf.data`` pipelines plus metadata.
 
     Args:
@@ -194,7 +195,9 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
       download: let tfds download a missing data set (needs network; checked first).
       normalize: standardise with the training split's statistics (see ``preprocessing``).
       preprocessing: ``channel`` (default): subtract the per-channel mean, divide by the
-        per-channel std; ``mean_image``: subtract the per-pixel mean image only.
+        per-channel std; ``mean_image``: subtract the per-pixel mean image only; ``model``: the
+        fixed ``input_stats`` (a pretrained model's normalisation).
+      input_stats: with ``preprocessing="model"``, per-channel ``(mean, std)`` of unit-scale pixels.
       image_size: ``(H, W)`` to resize ``folder:`` images to.
 
     Returns:
@@ -206,6 +209,13 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
     for fname, frac in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= float(frac) < 1.0:
             raise ConfigError(f"{fname} must be in [0, 1), got {frac!r}")
+    if preprocessing == "model":
+        try:
+            stats = np.asarray(input_stats, np.float64)
+        except (TypeError, ValueError):
+            stats = np.zeros(0)
+        if stats.ndim != 2 or stats.shape[0] != 2 or not np.all(stats[1] > 0):
+            raise ConfigError(f"preprocessing='model' needs input_stats=(mean, std) per channel, got {input_stats!r}")
     raw = sources.load_raw(name, data_dir=data_dir, download=download, image_size=image_size)
     rng = np.random.default_rng(split_seed)
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
@@ -226,7 +236,12 @@ def load(name="digits", *, batch_size=64, validation_fraction=0.1, test_fraction
     top = int(max(y_train.max(initial=0), y_test.max(initial=0)))
     if top >= num_classes:
         raise DataError(f"data set {name!r} has label {top} but only {num_classes} class names")
-    if preprocessing == "mean_image":
+    if preprocessing == "model":
+        if stats.shape[1] != x_train.shape[-1]:
+            raise DataError(f"the model's normalisation is for {stats.shape[1]} channels but {name!r} has "
+                            f"{x_train.shape[-1]}")
+        mean, std = stats
+    elif preprocessing == "mean_image":
         mean = _mean_image(x_train, raw.pixel_max).tolist()
         std = np.ones(x_train.shape[-1])
     else:

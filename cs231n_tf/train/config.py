@@ -10,7 +10,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
               "course_sgd", "course_momentum", "course_nesterov", "course_adagrad", "course_rmsprop", "course_adam")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 PENALTIES = ("l2", "l1", "elastic")
-PREPROCESSING = ("channel", "mean_image")
+PREPROCESSING = ("channel", "mean_image", "model")
 MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 CONFIG_FILE = "config.json"
@@ -54,7 +54,9 @@ class TrainConfig:
 
     Data: ``augment`` lists training augmentations (:mod:`cs231n_tf.data.augment`, e.g.
     ``["flip", "crop:4"]``); ``preprocessing`` is ``channel`` (per-channel mean/std) or
-    ``mean_image`` (subtract the per-pixel mean image).
+    ``mean_image`` (subtract the per-pixel mean image) or ``model`` (the fixed normalisation a pretrained
+    model's weights were trained with, its registry spec's ``input_stats``); ``image_size``
+    ``[H, W]`` resizes ``folder:`` images.
 
     ``frozen_layers``: names of the model's layers kept frozen (not trainable; BatchNormalization
     in inference mode). A fine-tuned run records its frozen layers here, so resuming it trains what
@@ -114,8 +116,10 @@ class TrainConfig:
     augment: list = _flag(None, "training augmentation: flip, crop[:PAD] (4), resized_crop[:MIN_AREA], "
                                 "color[:STRENGTH], pca_lighting[:SIGMA]; e.g. --augment flip,crop",
                           kind="name_list", factory=list, metavar="NAME[:V],...")
-    preprocessing: str = _flag("channel", "channel: per-channel mean/std; mean_image: subtract the per-pixel mean image",
-                               choices=PREPROCESSING)
+    preprocessing: str = _flag("channel", "channel: per-channel mean/std; mean_image: subtract the per-pixel mean "
+                               "image; model: the pretrained model's own normalisation", choices=PREPROCESSING)
+    image_size: list = _flag(None, "resize folder: images to S or H,W pixels", kind="image_size",
+                             metavar="S|H,W", group="model and data")
     frozen_layers: list = _flag(None, "layers kept frozen (recorded by finetune)", flag=None)
 
     def validate(self):
@@ -165,6 +169,10 @@ class TrainConfig:
             raise ConfigError(f"frozen_layers must be a list of layer names, got {self.frozen_layers!r}")
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"preprocessing must be one of {', '.join(PREPROCESSING)}, got {self.preprocessing!r}")
+        if self.image_size is not None and (
+                not isinstance(self.image_size, (list, tuple)) or len(self.image_size) != 2
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in self.image_size)):
+            raise ConfigError(f"image_size must be [height, width] of positive ints, got {self.image_size!r}")
         return self
 
     def _validate_schedule(self):
@@ -217,9 +225,18 @@ def load_data(config, batch_size=None):
     """
     from cs231n_tf import data as data_lib
 
+    input_stats = None
+    if config.preprocessing == "model":
+        from cs231n_tf.models import get_spec
+
+        input_stats = get_spec(config.model).input_stats
+        if input_stats is None:
+            raise ConfigError(f"preprocessing='model' needs a pretrained model with a fixed input normalisation; "
+                              f"{config.model!r} has none (use channel or mean_image)")
     return data_lib.load(config.dataset, batch_size=batch_size or config.batch_size, data_dir=config.data_dir,
                          validation_fraction=config.validation_fraction, split_seed=config.split_seed,
-                         preprocessing=config.preprocessing)
+                         preprocessing=config.preprocessing, input_stats=input_stats,
+                         image_size=None if config.image_size is None else tuple(config.image_size))
 
 
 def default_run_dir(config, root="runs"):

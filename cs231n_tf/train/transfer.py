@@ -38,7 +38,7 @@ from cs231n_tf.train import config as config_lib
 from cs231n_tf.train.evaluate import load_run, predict_logits
 from cs231n_tf.train.trainer import Trainer, TrainResult
 
-_NAMED_UNIT = re.compile(r"^((?:conv\d+_)?block\d+|fire\d+|inception\d+[a-z]?|transition\d+)_")
+_NAMED_UNIT = re.compile(r"^((?:conv\d+_)?block\d+[a-z]?|fire\d+|inception\d+[a-z]?|transition\d+|stem|top)_")
 _NORMALIZATION = (tf.keras.layers.BatchNormalization, tf.keras.layers.LayerNormalization)
 
 
@@ -202,13 +202,47 @@ def _count(variables):
     return int(sum(np.prod(v.shape) for v in variables))
 
 
+def _pretrained_config(model, weights, model_options, dataset, image_size, lr, head_epochs, batch_size, seed,
+                       validation_fraction):
+    from cs231n_tf.models import get_spec
+
+    spec = get_spec(model)
+    if not spec.pretrained:
+        raise ConfigError(f"model {model!r} has no pretrained weights; pretrained models: "
+                          f"{', '.join(_pretrained_models()) or 'none'} (or transfer a trained run with --run)")
+    if weights not in spec.pretrained:
+        raise ConfigError(f"model {model!r} offers weights {', '.join(map(repr, spec.pretrained))}, got {weights!r}")
+    options = dict(model_options or {})
+    if "weights" in options:
+        raise ConfigError("give the weights with weights=..., not in model_options")
+    options["weights"] = weights
+    defaults = config_lib.TrainConfig()
+    return config_lib.TrainConfig(
+        model=model, model_options=options, dataset=dataset,
+        preprocessing="model" if spec.input_stats is not None else "channel",
+        image_size=None if image_size is None else list(image_size), lr=lr, epochs=max(head_epochs, 1),
+        batch_size=batch_size or 32, seed=defaults.seed if seed is None else seed,
+        validation_fraction=defaults.validation_fraction if validation_fraction is None else validation_fraction)
+
+
+def _pretrained_models():
+    from cs231n_tf.models import get_spec, list_models
+
+    return [name for name in list_models() if get_spec(name).pretrained]
+
+
 def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1, finetune_epochs=5,
-             lr=1e-3, finetune_lr=1e-4, *, batch_size=None, seed=None, train_batchnorm=False,
-             validation_fraction=None, log=print, **overrides):
-    """Transfer a trained run to ``dataset``: new head, head-only training, then fine-tuning.
+             lr=1e-3, finetune_lr=1e-4, *, model=None, weights="imagenet", model_options=None, image_size=None,
+             batch_size=None, seed=None, train_batchnorm=False, validation_fraction=None, log=print, **overrides):
+    """Transfer a trained run, or a pretrained zoo model, to ``dataset``: new head, head-only
+    training, then fine-tuning.
 
     1. Build the source run's registry model (same name and options) for ``dataset``'s class count,
-       copy every layer's weights but the head's from the source run's latest checkpoint.
+       copy every layer's weights but the head's from the source run's latest checkpoint. Or, with
+       ``source_run_dir=None`` and ``model`` a registry name with pretrained weights
+       (``efficientnet_lite0``), build it with ``weights`` (``"imagenet"``) and a fresh head; the
+       data is then normalised the way the weights were trained (``preprocessing="model"``) and
+       ``image_size`` resizes ``folder:`` images.
     2. Freeze everything but the head; train ``head_epochs`` epochs at ``lr``.
     3. Unfreeze the last ``unfreeze_blocks`` blocks (``None``: all); train ``finetune_epochs`` more
        epochs at ``finetune_lr``, continuing the same run (optimizer state and step counter).
@@ -223,32 +257,44 @@ def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1,
 
     Returns :class:`TrainResult`.
     """
-    source = load_run(source_run_dir)
+    if (source_run_dir is None) == (model is None):
+        raise ConfigError("give exactly one source: a run directory or a pretrained model name")
     head_epochs = validation.non_negative_int("head_epochs", head_epochs)
     finetune_epochs = validation.non_negative_int("finetune_epochs", finetune_epochs)
     if head_epochs + finetune_epochs == 0:
         raise ConfigError("head_epochs and finetune_epochs are both 0: nothing to train")
     validation.positive_number("lr", lr)
     validation.positive_number("finetune_lr", finetune_lr)
-    available = len(blocks(source.model))
-    if unfreeze_blocks is not None:
-        unfreeze_blocks = validation.int_in("unfreeze_blocks", unfreeze_blocks, 0, available)
-    src = source.config
-    config = config_lib.TrainConfig(
-        model=src.model, model_options=dict(src.model_options), dataset=dataset, data_dir=src.data_dir,
-        validation_fraction=src.validation_fraction if validation_fraction is None else validation_fraction,
-        split_seed=src.split_seed, batch_size=batch_size or src.batch_size, optimizer=src.optimizer,
-        weight_decay=src.weight_decay, seed=src.seed if seed is None else seed,
-        mixed_precision=src.mixed_precision, lr=lr, epochs=max(head_epochs, 1))
+    if model is None:
+        source = load_run(source_run_dir)
+        src = source.config
+        config = config_lib.TrainConfig(
+            model=src.model, model_options=dict(src.model_options), dataset=dataset, data_dir=src.data_dir,
+            validation_fraction=src.validation_fraction if validation_fraction is None else validation_fraction,
+            split_seed=src.split_seed, batch_size=batch_size or src.batch_size, optimizer=src.optimizer,
+            weight_decay=src.weight_decay, seed=src.seed if seed is None else seed,
+            mixed_precision=src.mixed_precision, lr=lr, epochs=max(head_epochs, 1), image_size=image_size)
+        available = len(blocks(source.model))
+        source_record = {"source_run": source.run_dir, "source_dataset": src.dataset,
+                         "source_checkpoint": source.checkpoint}
+    else:
+        source, config = None, _pretrained_config(model, weights, model_options, dataset, image_size, lr,
+                                                   head_epochs, batch_size, seed, validation_fraction)
+        available = None
+        source_record = {"source_model": model, "source_weights": weights}
+    if unfreeze_blocks is not None and available is not None:
+        validation.int_in("unfreeze_blocks", unfreeze_blocks, 0, available)
     try:
         config = dataclasses.replace(config, **overrides).validate()
     except TypeError as exc:
         raise ConfigError(f"unknown TrainConfig field in overrides: {exc}") from None
     data = config_lib.load_data(config)
-    source_shape = tuple(source.run_config["model"]["input_shape"])
-    if tuple(data.info.image_shape) != source_shape:
-        raise ShapeError(f"data set {dataset!r} has images of shape {tuple(data.info.image_shape)} but the source run "
-                         f"{source_run_dir!r} was trained on {source_shape}; transfer needs the same input shape")
+    if source is not None:
+        source_shape = tuple(source.run_config["model"]["input_shape"])
+        if tuple(data.info.image_shape) != source_shape:
+            raise ShapeError(f"data set {dataset!r} has images of shape {tuple(data.info.image_shape)} but the "
+                             f"source run {source_run_dir!r} was trained on {source_shape}; transfer needs the same "
+                             "input shape (resize folder: images with image_size)")
     out_dir = os.path.abspath(out_dir)
     if tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints")):
         raise RunDirError(f"{out_dir} already holds a run; choose another output directory")
@@ -263,10 +309,16 @@ def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1,
     for i, (phase, total_epochs, phase_lr, n_blocks) in enumerate(phases):
         phase_config = dataclasses.replace(config, epochs=total_epochs, lr=phase_lr)
         trainer = Trainer(phase_config, out_dir, resume=i > 0, data=data, log=log)
-        if i == 0:
+        if i == 0 and source is not None:
             copied = copy_body_weights(source.model, trainer.model)
-            log(f"copied {copied} layers from {source.run_dir} ({src.dataset}); new head "
+            log(f"copied {copied} layers from {source.run_dir} ({source.config.dataset}); new head "
                 f"{head_layer(trainer.model).name!r} for {data.info.num_classes} classes")
+        elif i == 0:
+            # The pretrained model's blocks are known once it is built: check before any training.
+            if unfreeze_blocks is not None:
+                validation.int_in("unfreeze_blocks", unfreeze_blocks, 0, len(blocks(trainer.model)))
+            log(f"{model} with {weights} weights; new head {head_layer(trainer.model).name!r} for "
+                f"{data.info.num_classes} classes")
         else:
             _set_learning_rate(trainer.optimizer, phase_lr)
         unfrozen = unfreeze(trainer.model, n_blocks, train_batchnorm=train_batchnorm)
@@ -279,7 +331,6 @@ def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1,
         history += [dict(r, phase=phase) for r in result.metrics["history"]]
         wall += result.metrics["wall_seconds"]
     metrics = dict(result.metrics, history=history, wall_seconds=wall, finetune={
-        "source_run": source.run_dir, "source_dataset": src.dataset, "source_checkpoint": source.checkpoint,
-        "train_batchnorm": bool(train_batchnorm), **record})
+        **source_record, "train_batchnorm": bool(train_batchnorm), **record})
     atomic_write_json(os.path.join(out_dir, config_lib.METRICS_FILE), metrics)
     return TrainResult(result.run_dir, metrics, result.model)
