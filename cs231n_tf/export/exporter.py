@@ -6,10 +6,12 @@ itself, so a phone or a server feeds plain images. Signature ``serving_default``
 ``images: float32 [batch, H, W, C]`` -> ``logits``, ``probabilities`` (float32 ``[batch, classes]``).
 For full-integer int8 TFLite the input and outputs are int8 with the scales in the model.
 
-Every export is checked on the run's test split (LiteRT interpreter for ``.tflite``,
+Every export of a run is checked on the run's test split (LiteRT interpreter for ``.tflite``,
 ``tf.saved_model.load`` for SavedModels) against the Keras model, and a ``*.report.json`` with
 ``size_bytes``, ``max_abs_diff``, ``accuracy`` and ``keras_accuracy`` is written beside it.
-Artifacts are built in a temporary path and renamed into place only after they verify.
+Pretrained models (:func:`export_pretrained`) are checked on the photos shipped in installed
+packages and augmented crops of them (``accuracy`` is absent: there are no labels). Artifacts are
+built in a temporary path and renamed into place only after they verify.
 """
 
 import os
@@ -111,7 +113,8 @@ class TFLiteRunner:
         return result
 
 
-def _verify(predict, keras_logits, images, labels, batch_size=64):
+def _verify(predict, keras_logits, images, labels=None, batch_size=64):
+    """Compare an export's outputs with the Keras model's on ``images`` (accuracy too with ``labels``)."""
     logits, probs = [], []
     for i in range(0, len(images), batch_size):
         out = predict(images[i:i + batch_size])
@@ -119,21 +122,23 @@ def _verify(predict, keras_logits, images, labels, batch_size=64):
         probs.append(np.asarray(out["probabilities"]))
     logits, probs = np.concatenate(logits), np.concatenate(probs)
     keras_probs = tf.nn.softmax(keras_logits).numpy()
-    return {
-        "accuracy": float((logits.argmax(-1) == labels).mean()),
-        "keras_accuracy": float((keras_logits.argmax(-1) == labels).mean()),
+    report = {
         "max_abs_diff": float(np.abs(logits - keras_logits).max()),
         "max_abs_diff_probabilities": float(np.abs(probs - keras_probs).max()),
         "prediction_agreement": float((logits.argmax(-1) == keras_logits.argmax(-1)).mean()),
-        "examples": int(len(labels)),
+        "examples": int(len(images)),
     }
+    if labels is not None:
+        report["accuracy"] = float((logits.argmax(-1) == labels).mean())
+        report["keras_accuracy"] = float((keras_logits.argmax(-1) == labels).mean())
+    return report
 
 
-def export_run(run_dir, format="saved_model", quantize="none", out=None, checkpoint=None, saved_models_root="saved_models"):
-    """Export a run as ``format`` (``saved_model`` or ``tflite``); returns the report dict.
+def _export_verified(module, format, quantize, out, images, labels=None, representative=None):
+    """Write ``module`` as ``out/saved_model/`` or ``out/model_<quantize>.tflite``, verified on ``images``.
 
-    ``out`` defaults to ``saved_models/<run name>/``. Writes ``out/saved_model/`` or
-    ``out/model_<quantize>.tflite``, each with a ``.report.json`` beside it.
+    The artifact is built in a scratch directory inside ``out`` and moved into place only after
+    its outputs were compared with the Keras model's. Returns the report (not yet written).
     """
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -141,16 +146,9 @@ def export_run(run_dir, format="saved_model", quantize="none", out=None, checkpo
         raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     if format == "saved_model" and quantize != "none":
         raise ConfigError(f"quantize={quantize!r} applies to TFLite only; SavedModels are exported in float")
-    run = load_run(run_dir, checkpoint, float32=True)
-    out = os.path.abspath(out or os.path.join(saved_models_root, os.path.basename(os.path.normpath(run_dir))))
     os.makedirs(out, exist_ok=True)
-    info = run.run_config["data"]
-    data = run.load_data()
-    images = data.to_unit(data.arrays["x_test"]).numpy()
-    labels = data.arrays["y_test"]
-    module = ServingModule(run.model, info["mean"], info["std"], info["image_shape"])
-    keras_logits = np.concatenate([module.serve(images[i:i + 256])["logits"].numpy()
-                                   for i in range(0, len(images), 256)])
+    keras_logits = np.concatenate([module.serve(images[i:i + 64])["logits"].numpy()
+                                   for i in range(0, len(images), 64)])
     scratch = tempfile.mkdtemp(prefix=".tmp-export-", dir=out)
     try:
         saved_dir = os.path.join(scratch, "saved_model")
@@ -165,17 +163,104 @@ def export_run(run_dir, format="saved_model", quantize="none", out=None, checkpo
                 shutil.copytree(saved_dir, tmp)
         else:
             target = confined_path(out, f"model_{quantize}.tflite")
-            content = convert_tflite(saved_dir, quantize,
-                                     data.representative_images() if quantize == "int8" else None)
+            content = convert_tflite(saved_dir, quantize, representative if quantize == "int8" else None)
             report = _verify(TFLiteRunner(model_content=content), keras_logits, images, labels)
             atomic_write_bytes(target, content)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.update({"format": format, "quantize": quantize, "path": target, "size_bytes": _size_bytes(target),
-                   "run_dir": run.run_dir, "checkpoint": run.checkpoint, "signature": SIGNATURE,
+                   "signature": SIGNATURE})
+    return report
+
+
+def export_run(run_dir, format="saved_model", quantize="none", out=None, checkpoint=None, saved_models_root="saved_models"):
+    """Export a run as ``format`` (``saved_model`` or ``tflite``); returns the report dict.
+
+    ``out`` defaults to ``saved_models/<run name>/``. Writes ``out/saved_model/`` or
+    ``out/model_<quantize>.tflite``, each verified on the run's test split, with a ``.report.json``
+    beside it.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if quantize not in QUANTIZE:
+        raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
+    if format == "saved_model" and quantize != "none":
+        raise ConfigError(f"quantize={quantize!r} applies to TFLite only; SavedModels are exported in float")
+    run = load_run(run_dir, checkpoint, float32=True)
+    out = os.path.abspath(out or os.path.join(saved_models_root, os.path.basename(os.path.normpath(run_dir))))
+    info = run.run_config["data"]
+    data = run.load_data()
+    images = data.to_unit(data.arrays["x_test"]).numpy()
+    module = ServingModule(run.model, info["mean"], info["std"], info["image_shape"])
+    report = _export_verified(module, format, quantize, out, images, data.arrays["y_test"],
+                              data.representative_images() if quantize == "int8" else None)
+    report.update({"run_dir": run.run_dir, "checkpoint": run.checkpoint,
                    "input": {"name": "images", "shape": [None, *info["image_shape"]], "scale": "pixels / "
                              f"{info['pixel_max']:g} (unit range)"}})
-    atomic_write_json(target.rstrip("/") + ".report.json", report)
+    atomic_write_json(report["path"].rstrip("/") + ".report.json", report)
+    return report
+
+
+def pretrained_images(size, augmented=9, seed=0):
+    """Unit-scale ``(N, size, size, 3)`` images from the shipped photos: each photo's evaluation crop
+    followed by ``augmented`` random resized crops (8%..100% of the area, aspect 3/4..4/3, random
+    flips) of it. What exports of pretrained models are verified on, and (another seed) calibrated with.
+    """
+    from cs231n_tf.data.photos import load_photo, photo_names
+    from cs231n_tf.models.imagenet import center_crop_resize
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in photo_names():
+        photo = load_photo(name)
+        h, w = photo.shape[:2]
+        out.append(center_crop_resize(photo, size).numpy() / 255.0)
+        for _ in range(augmented):
+            for _attempt in range(10):
+                area = rng.uniform(0.08, 1.0) * h * w
+                aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+                ch, cw = int(round(np.sqrt(area / aspect))), int(round(np.sqrt(area * aspect)))
+                if 0 < ch <= h and 0 < cw <= w:
+                    break
+            else:
+                ch, cw = min(h, w), min(h, w)
+            top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+            crop = tf.image.resize(photo[top:top + ch, left:left + cw].astype(np.float32), (size, size),
+                                   method="bicubic").numpy()
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            out.append(np.clip(crop, 0, 255) / 255.0)
+    return np.stack(out).astype(np.float32)
+
+
+def export_pretrained(model, weights="imagenet", format="saved_model", quantize="none", out=None,
+                      image_size=None, saved_models_root="saved_models"):
+    """Export a pretrained registry model (``efficientnet_lite0``) as a verified SavedModel or ``.tflite``.
+
+    The serving signature is the runs' one (unit-scale images in, logits and probabilities out,
+    the weights' normalisation inside). The export is verified on the shipped photos and augmented
+    crops of them (:func:`pretrained_images`: top-1 agreement and max logit difference with
+    Keras); int8 calibrates on other crops of the same photos (ImageNet itself is not here).
+    Writes ``out/saved_model/`` or ``out/model_<quantize>.tflite`` with a ``.report.json``.
+    """
+    from cs231n_tf import validation
+    from cs231n_tf.models import build, get_spec
+
+    spec = get_spec(model)
+    if weights not in spec.pretrained:
+        raise ConfigError(f"model {model!r} offers pretrained weights {', '.join(map(repr, spec.pretrained)) or 'none'}, "
+                          f"got {weights!r}")
+    size = spec.canonical_input_shape[0] if image_size is None else validation.positive_int("image_size", image_size)
+    shape = (size, size, spec.canonical_input_shape[-1])
+    net = build(model, input_shape=shape, weights=weights)
+    out = os.path.abspath(out or os.path.join(saved_models_root, f"{model}_{weights}"))
+    module = ServingModule(net, *spec.input_stats, shape)
+    images = pretrained_images(size)
+    report = _export_verified(module, format, quantize, out, images,
+                              representative=pretrained_images(size, seed=1) if quantize == "int8" else None)
+    report.update({"model": model, "weights": weights, "verified_on": "shipped photos + augmented crops",
+                   "input": {"name": "images", "shape": [None, *shape], "scale": "pixels / 255 (unit range)"}})
+    atomic_write_json(report["path"].rstrip("/") + ".report.json", report)
     return report
 
 

@@ -107,8 +107,8 @@ def efficientnet_lite0(input_shape=(224, 224, 3), num_classes=1000, *, include_t
 
     Stem 3x3/2 conv (32) - 16 MBConv blocks in seven stages - 1x1 conv to 1280 - global average
     pooling - dropout - dense logits. ReLU6 everywhere, batchnorm after every convolution, "same"
-    padding. ``drop_connect`` is the stochastic-depth rate of the last block (linearly less in
-    earlier ones).
+    padding. Block ``i`` of the 16 drops its residual branch with rate ``drop_connect * i / 16``
+    in training (stochastic depth, as Google's implementation schedules it).
 
     Args:
       input_shape: ``(H, W, 3)``, at least 32x32; the weights were trained at 224x224.
@@ -120,7 +120,7 @@ def efficientnet_lite0(input_shape=(224, 224, 3), num_classes=1000, *, include_t
         ``.pth`` state dict in the same layout. With ``num_classes != 1000`` the classifier starts
         from scratch on top of the pretrained body (transfer learning).
       dropout: dropout before the classifier.
-      drop_connect: stochastic-depth rate of the last block.
+      drop_connect: stochastic-depth rate scale (block ``i`` uses ``drop_connect * i / 16``).
 
     Inputs are normalised pixels ``(x - mean) / std`` with :data:`INPUT_STATS` (unit-scale).
     """

@@ -51,7 +51,7 @@ def cached_arrays(name, source_path, convert, version):
                 if str(archive["source_sha256"]) == digest:
                     count = int(archive["count"])
                     return [archive[f"w{i}"] for i in range(count)], path
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
             pass  # unreadable cache: convert again and overwrite it
     arrays = convert(source_path)
     buffer = io.BytesIO()

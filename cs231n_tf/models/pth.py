@@ -56,6 +56,10 @@ class _StorageType:
         self.name = name
         self.dtype = np.dtype(STORAGE_DTYPES[name])
 
+    def __setstate__(self, state):
+        # the pickle BUILD opcode would otherwise rewrite this shared allow-list entry for every later load
+        raise UnsafeWeightsError(f"a weights file tries to modify the storage type torch.{self.name}")
+
 
 class _TensorRef:
     """A tensor as the pickle describes it: a strided view of a storage not read yet."""
@@ -66,7 +70,8 @@ class _TensorRef:
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None):
-    if not isinstance(storage, tuple) or len(storage) != 2:
+    if (not isinstance(storage, tuple) or len(storage) != 2 or not isinstance(storage[0], _StorageType)
+            or not isinstance(storage[1], str)):
         raise UnsafeWeightsError("a tensor in the weights file does not refer to a storage")
     try:
         size = tuple(int(d) for d in size)
@@ -164,7 +169,8 @@ def _materialise(name, ref, buffers):
     item = flat.itemsize
     view = np.lib.stride_tricks.as_strided(flat[ref.offset:], shape=ref.size,
                                            strides=tuple(s * item for s in ref.stride), writeable=False)
-    return np.ascontiguousarray(view).astype(stype.dtype.newbyteorder("="), copy=False)
+    # np.array, not np.ascontiguousarray: the latter turns 0-d tensors (num_batches_tracked) into shape (1,)
+    return np.array(view, order="C").astype(stype.dtype.newbyteorder("="), copy=False)
 
 
 def _read_legacy(f, what):
