@@ -19,3 +19,20 @@ def round_robin(methods, repeats):
             fn()
             times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     return times
+
+
+def tflite_latency_ms(content, image, threads, runs, warmup=20):
+    """Median wall milliseconds of one LiteRT inference of ``image`` with ``threads`` threads."""
+    import numpy as np
+
+    from cs231n_tf.export.exporter import TFLiteRunner
+
+    runner = TFLiteRunner(model_content=content, num_threads=threads)
+    for _ in range(warmup):
+        runner(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(image)
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))

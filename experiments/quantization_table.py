@@ -32,20 +32,10 @@ import tensorflow as tf
 
 from cs231n_tf.compress import quantization as quant
 from cs231n_tf.compress.distill import fine_tune
-from cs231n_tf.export.exporter import TFLiteRunner
 from cs231n_tf.train.trainer import train
 
-
-def latency_ms(content, image, threads, runs):
-    runner = TFLiteRunner(model_content=content, num_threads=threads)
-    for _ in range(20):
-        runner(image)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner(image)
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import tflite_latency_ms as latency_ms  # noqa: E402
 
 
 def _copy(model):

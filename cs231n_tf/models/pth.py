@@ -166,6 +166,11 @@ def _materialise(name, ref, buffers):
     if last >= len(flat):
         raise DataError(f"corrupt weights file: tensor {name!r} (size {ref.size}, stride {ref.stride}) reads past "
                         f"the end of its storage of {len(flat)} elements")
+    if int(np.prod(ref.size, dtype=object)) > len(flat):
+        # Only broadcast (zero-stride) views have more elements than their storage; a state dict
+        # never saves one, and a crafted one could ask for terabytes.
+        raise DataError(f"corrupt weights file: tensor {name!r} (size {ref.size}) has more elements than its "
+                        f"storage of {len(flat)}")
     item = flat.itemsize
     view = np.lib.stride_tricks.as_strided(flat[ref.offset:], shape=ref.size,
                                            strides=tuple(s * item for s in ref.stride), writeable=False)
