@@ -2,16 +2,18 @@
 
 The target task is built from photos that ship inside installed packages (scikit-image's
 ``chelsea``, ``coffee``, ``astronaut``, ``rocket``, ``motorcycle_left``; scikit-learn's ``china``,
-``flower``): each photo is a class, its examples random square crops of 25-50% of the shorter side,
-resized to ``--size`` pixels (:func:`cs231n_tf.data.photos.write_crop_folder`). Telling which photo
-a small crop comes from needs texture and object parts, which is what ImageNet features hold. With
-``--per-class`` crops per photo, 20% of each class is the test set.
+``flower``): each photo is a class, its examples random square crops of 10-20% of the shorter side
+(``--scale``), resized to ``--size`` pixels (:func:`cs231n_tf.data.photos.write_crop_folder`). Of
+the ``--per-class`` crops per photo, 20% are the test set.
 
 - (a) linear probe: logistic regression on the frozen pretrained network's pooled features;
 - (b) head only: a new dense head trained on the frozen network (batchnorm in inference mode);
 - (c) head, then the last ``--blocks`` blocks fine-tuned at ``--finetune-lr``;
 - (d) head, then every block fine-tuned at ``--finetune-lr`` (batchnorm statistics kept);
 - (e) the same network from scratch (random init), for the same epochs and for 3x as many.
+
+Crops this small show a patch of fur, cup rim or sky; telling which photo a patch comes from needs
+texture and part features, which is what ImageNet features hold.
 
 Everything goes through ``cs231n_tf.train.transfer.finetune(model="efficientnet_lite0", ...)`` or
 the trainer, i.e. the engine. Data and runs go to ``--out`` (git-ignored).
@@ -47,6 +49,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=40, help="crops per photo (class)")
     parser.add_argument("--size", type=int, default=96, help="crop size in pixels")
+    parser.add_argument("--scale", type=float, nargs=2, default=(0.1, 0.2), metavar=("MIN", "MAX"),
+                        help="crop side as a fraction of the photo's shorter side")
     parser.add_argument("--head-epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=6)
     parser.add_argument("--blocks", type=int, default=3, help="blocks fine-tuned in (c)")
@@ -61,7 +65,7 @@ def main():
     shutil.rmtree(args.out, ignore_errors=True)
     start = time.perf_counter()
     folder = write_crop_folder(os.path.join(args.out, "photos"), per_class=args.per_class, size=args.size,
-                               seed=args.seed)
+                               min_scale=args.scale[0], max_scale=args.scale[1], seed=args.seed)
     dataset = f"folder:{folder}"
     common = dict(validation_fraction=0.0, batch_size=args.batch_size, seed=args.seed, log=quiet, log_every=10_000)
     data = data_lib.load(dataset, validation_fraction=0.0, batch_size=args.batch_size, preprocessing="model",
