@@ -29,5 +29,6 @@ def run(args):
     for name in models.list_models():
         spec = models.get_spec(name)
         params = f"{spec.reference_params:>12,}" if spec.reference_params else " " * 12
-        print(f"{name:<{width}}  {spec.family:<16} {params}  {spec.summary}")
+        weights = f"  [weights: {', '.join(spec.pretrained)}]" if spec.pretrained else ""
+        print(f"{name:<{width}}  {spec.family:<16} {params}  {spec.summary}{weights}")
     return 0

@@ -140,7 +140,8 @@ class UpdatePruningStep(Hook):
 
 
 def accuracy(model, data, split="test"):
-    """Top-1 accuracy of ``model`` (float logits) on ``split`` of ``data``.
+    """Top-1 accuracy of ``model`` (float logits) on ``split`` of ``data``; NaN for an empty split
+    (a run trained with ``validation_fraction=0`` has no validation examples).
 
     Runs eagerly: the splits are a few batches, and a fresh ``tf.function`` per compressed model
     would only add tracing.
@@ -150,7 +151,7 @@ def accuracy(model, data, split="test"):
         logits = model(x, training=False)
         correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) == y, tf.int32)))
         count += int(y.shape[0])
-    return correct / count
+    return correct / count if count else float("nan")
 
 
 # ---- magnitude pruning ------------------------------------------------------------------------

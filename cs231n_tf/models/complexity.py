@@ -65,6 +65,7 @@ PUBLISHED_MULTIPLY_ADDS = {
     "resnet50": (4.1e9, {}, "He et al. 2016 (torchvision-style ResNet-50)"),
     "inception_v4": (12.3e9, {}, "timm model card, inception_v4 (12.3 GMACs at 299x299)"),
     "inception_resnet_v2": (13.2e9, {}, "timm model card, inception_resnet_v2 (13.2 GMACs at 299x299)"),
+    "efficientnet_lite0": (0.385e9, {}, "EfficientNet-Lite README (tensorflow/tpu): 0.385 GMACs ('FLOPS') at 224x224"),
 }
 
 # Layer kinds that hold the multiply-adds; "weighted layers" when splitting a net into thirds.

@@ -1,7 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from cs231n_tf import data as data_lib
 from cs231n_tf import models
 from cs231n_tf.compress import pruning
 from cs231n_tf.errors import ConfigError
@@ -66,6 +69,14 @@ def test_iterative_pruning_reaches_the_target(trained, digits):
     for row in pruning.sparsity_report(model)["layers"]:
         assert row["sparsity"] == pytest.approx(0.75, abs=1 / row["weights"])
     assert pruning.accuracy(model, digits) > 0.8
+
+
+def test_pruning_a_run_without_a_validation_split(trained):
+    # validation_fraction=0: the rounds report NaN validation accuracy instead of dividing by zero.
+    no_val = data_lib.load("digits", batch_size=32, validation_fraction=0.0)
+    assert math.isnan(pruning.accuracy(trained, no_val, "validation"))
+    _, history = pruning.iterative_prune(trained, no_val, 0.5, rounds=1, epochs_per_round=1, lr=3e-3)
+    assert math.isnan(history[0]["val_accuracy"]) and history[0]["sparsity"] == pytest.approx(0.5, abs=1e-3)
 
 
 def test_bad_requests(trained):
