@@ -205,3 +205,19 @@ def config_values(cls, args, skip=()):
             value = None
         values[field.name] = value
     return values
+
+
+def resumed_config(saved, given, resumable, command):
+    """``saved`` (a run's config dataclass) updated by the ``given`` flags for ``--resume``.
+
+    Only the ``resumable`` fields (epochs, step budgets...) may change; any other flag that differs
+    from the run's value is a :class:`UsageError` naming it. Returns the validated config.
+    """
+    conflicts = [k for k, v in given.items() if k not in resumable and getattr(saved, k) != v]
+    if conflicts:
+        raise UsageError(f"{PROG} {command}: --resume keeps the run's settings; these differ from it: "
+                         + ", ".join(f"{k} (run has {getattr(saved, k)!r})" for k in conflicts))
+    for k in resumable:
+        if k in given:
+            setattr(saved, k, given[k])
+    return saved.validate()

@@ -30,6 +30,7 @@ COMMANDS = {
     "compress": ("cs231n_tf.cli.compress", "prune, cluster, Huffman-code, quantize or distill a run into a small .tflite"),
     "models": ("cs231n_tf.cli.models", "list the registered models"),
     "datasets": ("cs231n_tf.cli.datasets", "list the data sets and whether they are available offline"),
+    "charrnn": ("cs231n_tf.cli.charrnn", "character-level language model: train on a text, sample from a run"),
 }
 
 

@@ -36,14 +36,7 @@ def train_config(args):
         if not args.out:
             raise cli_args.UsageError(f"{cli_args.PROG} train: --resume needs --out RUN_DIR (the run to continue)")
         saved = TrainConfig.from_json(load_run_config(args.out)["train"])
-        conflicts = [k for k, v in given.items() if k not in RESUMABLE and getattr(saved, k) != v]
-        if conflicts:
-            raise cli_args.UsageError(f"{cli_args.PROG} train: --resume keeps the run's settings; these differ from it: "
-                                      + ", ".join(f"{k} (run has {getattr(saved, k)!r})" for k in conflicts))
-        for k in RESUMABLE:
-            if k in given:
-                setattr(saved, k, given[k])
-        return saved.validate()
+        return cli_args.resumed_config(saved, given, RESUMABLE, "train")
     return TrainConfig(**given).validate()
 
 

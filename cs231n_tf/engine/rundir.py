@@ -13,6 +13,23 @@ from cs231n_tf.engine.state import CHECKPOINT_DIR, checkpoint_paths
 from cs231n_tf.errors import RunDirError
 from cs231n_tf.fileio import atomic_write_json, read_json
 
+
+def config_from_json(cls, obj, what="config"):
+    """The config dataclass ``cls`` from a run's JSON object; unknown fields raise RunDirError.
+
+    Fields added later have defaults, so older runs still load; a field this version does not know
+    means the run came from elsewhere and is refused rather than silently dropped.
+    """
+    import dataclasses
+
+    if not isinstance(obj, dict):
+        raise RunDirError(f"a {what} must be a JSON object, got {type(obj).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise RunDirError(f"{what} has unknown field(s) {', '.join(unknown)}")
+    return cls(**obj)
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 LOGS_DIR = "logs"

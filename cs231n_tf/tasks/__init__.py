@@ -10,6 +10,7 @@ from cs231n_tf.errors import RunDirError
 
 TASKS = {
     "classification": "cs231n_tf.tasks.classification:ClassificationTask",
+    "charrnn": "cs231n_tf.sequence.charrnn:CharRNNTask",
 }
 
 

@@ -206,11 +206,9 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, obj):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise RunDirError(f"config has unknown field(s) {', '.join(unknown)}")
-        return cls(**obj)
+        from cs231n_tf.engine.rundir import config_from_json
+
+        return config_from_json(cls, obj)
 
 
 def _number(value):
