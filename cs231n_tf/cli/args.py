@@ -98,6 +98,14 @@ def step_list(text):
     return steps
 
 
+def add_source_arguments(parser, run_help):
+    """``--run DIR`` or ``--model NAME [--weights W]``: a trained run or a pretrained model, exactly one."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help=run_help)
+    source.add_argument("--model", help="pretrained registry model, e.g. efficientnet_lite0")
+    parser.add_argument("--weights", default="imagenet", help="with --model: which pretrained weights")
+
+
 def image_size(text):
     """``S`` or ``H,W`` (also ``HxW``): a positive image size, as ``[H, W]``."""
     parts = text.replace("x", ",").split(",")

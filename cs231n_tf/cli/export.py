@@ -1,5 +1,7 @@
 """``cs231n-tf export``: a run as a verified SavedModel or ``.tflite`` with a report beside it."""
 
+from cs231n_tf.cli.args import add_source_arguments
+
 DESCRIPTION = ("Export a run (--run; verified on its test split) or a pretrained model (--model efficientnet_lite0; "
                "verified on shipped photos and augmented crops of them) and write a report JSON beside it.")
 FORMATS = ("saved_model", "tflite")
@@ -7,10 +9,7 @@ QUANTIZE = ("none", "dynamic", "float16", "int8")
 
 
 def add_arguments(p):
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="run directory written by `train`")
-    source.add_argument("--model", help="pretrained registry model, e.g. efficientnet_lite0")
-    p.add_argument("--weights", default="imagenet", help="with --model: which pretrained weights")
+    add_source_arguments(p, "run directory written by `train`")
     p.add_argument("--format", default="saved_model", choices=FORMATS, help="export format")
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="TFLite post-training quantization (int8: full-integer, calibrated on training images)")

@@ -18,6 +18,7 @@ def _blocks(text):
     return value
 
 
+from cs231n_tf.cli.args import add_source_arguments as _add_source_arguments
 from cs231n_tf.cli.args import image_size as _image_size
 from cs231n_tf.cli.args import non_negative_float as _non_negative_float
 from cs231n_tf.cli.args import non_negative_int as _non_negative_int
@@ -32,10 +33,7 @@ DESCRIPTION = ("Take a trained run (--run) or a pretrained model (--model effici
 
 
 def add_arguments(p):
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="source run directory written by `train`")
-    source.add_argument("--model", help="pretrained registry model, e.g. efficientnet_lite0")
-    p.add_argument("--weights", default="imagenet", help="with --model: which pretrained weights")
+    _add_source_arguments(p, "source run directory written by `train`")
     p.add_argument("--image-size", type=_image_size, metavar="S|H,W", help="resize folder: images to this size")
     p.add_argument("--dataset", required=True, help="target data set: digits, npz:PATH, folder:PATH, a tfds name")
     p.add_argument("--out", required=True, help="output run directory (must not hold a run)")

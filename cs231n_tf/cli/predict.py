@@ -3,7 +3,7 @@
 The work is :func:`cs231n_tf.train.predict.predict_images`.
 """
 
-from cs231n_tf.cli.args import positive_int
+from cs231n_tf.cli.args import add_source_arguments, positive_int
 
 DESCRIPTION = ("Classify image files (or photo:NAME, a photo shipped in an installed package: chelsea, coffee, "
                "astronaut, rocket, motorcycle_left, china, flower) with a trained run (--run) or a pretrained "
@@ -11,10 +11,7 @@ DESCRIPTION = ("Classify image files (or photo:NAME, a photo shipped in an insta
 
 
 def add_arguments(p):
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="run directory written by `train` or `finetune`")
-    source.add_argument("--model", help="pretrained registry model, e.g. efficientnet_lite0")
-    p.add_argument("--weights", default="imagenet", help="with --model: which pretrained weights")
+    add_source_arguments(p, "run directory written by `train` or `finetune`")
     p.add_argument("--image-size", type=positive_int, help="with --model: evaluation crop size (default: the model's)")
     p.add_argument("--checkpoint", help="with --run: checkpoint path (default: the latest)")
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image")

@@ -134,18 +134,22 @@ def _verify(predict, keras_logits, images, labels=None, batch_size=64):
     return report
 
 
-def _export_verified(module, format, quantize, out, images, labels=None, representative=None):
-    """Write ``module`` as ``out/saved_model/`` or ``out/model_<quantize>.tflite``, verified on ``images``.
-
-    The artifact is built in a scratch directory inside ``out`` and moved into place only after
-    its outputs were compared with the Keras model's. Returns the report (not yet written).
-    """
+def _check_format(format, quantize):
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     if quantize not in QUANTIZE:
         raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     if format == "saved_model" and quantize != "none":
         raise ConfigError(f"quantize={quantize!r} applies to TFLite only; SavedModels are exported in float")
+
+
+def _export_verified(module, format, quantize, out, images, labels=None, representative=None):
+    """Write ``module`` as ``out/saved_model/`` or ``out/model_<quantize>.tflite``, verified on ``images``.
+
+    The artifact is built in a scratch directory inside ``out`` and moved into place only after
+    its outputs were compared with the Keras model's. Returns the report (not yet written). The
+    public entry points have checked ``format`` and ``quantize`` before loading anything.
+    """
     os.makedirs(out, exist_ok=True)
     keras_logits = np.concatenate([module.serve(images[i:i + 64])["logits"].numpy()
                                    for i in range(0, len(images), 64)])
@@ -180,12 +184,7 @@ def export_run(run_dir, format="saved_model", quantize="none", out=None, checkpo
     ``out/model_<quantize>.tflite``, each verified on the run's test split, with a ``.report.json``
     beside it.
     """
-    if format not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if quantize not in QUANTIZE:
-        raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
-    if format == "saved_model" and quantize != "none":
-        raise ConfigError(f"quantize={quantize!r} applies to TFLite only; SavedModels are exported in float")
+    _check_format(format, quantize)
     run = load_run(run_dir, checkpoint, float32=True)
     out = os.path.abspath(out or os.path.join(saved_models_root, os.path.basename(os.path.normpath(run_dir))))
     info = run.run_config["data"]
@@ -244,12 +243,11 @@ def export_pretrained(model, weights="imagenet", format="saved_model", quantize=
     Writes ``out/saved_model/`` or ``out/model_<quantize>.tflite`` with a ``.report.json``.
     """
     from cs231n_tf import validation
-    from cs231n_tf.models import build, get_spec
+    from cs231n_tf.models import build
+    from cs231n_tf.models.registry import pretrained_spec
 
-    spec = get_spec(model)
-    if weights not in spec.pretrained:
-        raise ConfigError(f"model {model!r} offers pretrained weights {', '.join(map(repr, spec.pretrained)) or 'none'}, "
-                          f"got {weights!r}")
+    _check_format(format, quantize)
+    spec = pretrained_spec(model, weights)
     size = spec.canonical_input_shape[0] if image_size is None else validation.positive_int("image_size", image_size)
     shape = (size, size, spec.canonical_input_shape[-1])
     net = build(model, input_shape=shape, weights=weights)

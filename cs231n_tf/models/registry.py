@@ -128,6 +128,22 @@ def get_spec(name):
         ) from None
 
 
+def pretrained_spec(name, weights):
+    """The :class:`ModelSpec` of ``name``, checked to offer the pretrained ``weights``.
+
+    What every command that starts from pretrained weights (predict, finetune, export) checks first.
+    """
+    spec = get_spec(name)
+    if not spec.pretrained:
+        _ensure_loaded()
+        offering = [n for n in sorted(_REGISTRY) if _REGISTRY[n].pretrained]
+        raise ConfigError(f"model {name!r} has no pretrained weights; models with pretrained weights: "
+                          f"{', '.join(offering) or 'none'} (a trained run is given with --run / run_dir)")
+    if weights not in spec.pretrained:
+        raise ConfigError(f"model {name!r} offers weights {', '.join(map(repr, spec.pretrained))}, got {weights!r}")
+    return spec
+
+
 def check_input_shape(input_shape, *, min_size=1):
     """Validate an ``(H, W, C)`` image shape and return it as a tuple of ints."""
     try:

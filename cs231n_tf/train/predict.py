@@ -27,14 +27,10 @@ def _read(spec, channels):
 
 
 def _pretrained(name, weights, image_size):
-    from cs231n_tf.models import build, get_spec, imagenet
+    from cs231n_tf.models import build, imagenet
+    from cs231n_tf.models.registry import pretrained_spec
 
-    spec = get_spec(name)
-    if not spec.pretrained:
-        raise ConfigError(f"model {name!r} has no pretrained weights (accepted: models with pretrained weights, "
-                          "e.g. efficientnet_lite0); to classify with a trained run use run_dir / --run")
-    if weights not in spec.pretrained:
-        raise ConfigError(f"model {name!r} offers weights {', '.join(map(repr, spec.pretrained))}, got {weights!r}")
+    spec = pretrained_spec(name, weights)
     size = spec.canonical_input_shape[0] if image_size is None else validation.positive_int("image_size", image_size)
     model = build(name, input_shape=(size, size, spec.canonical_input_shape[-1]), weights=weights)
     mean, std = (np.asarray(s, np.float32) for s in spec.input_stats)

@@ -204,14 +204,9 @@ def _count(variables):
 
 def _pretrained_config(model, weights, model_options, dataset, image_size, lr, head_epochs, batch_size, seed,
                        validation_fraction):
-    from cs231n_tf.models import get_spec
+    from cs231n_tf.models.registry import pretrained_spec
 
-    spec = get_spec(model)
-    if not spec.pretrained:
-        raise ConfigError(f"model {model!r} has no pretrained weights; pretrained models: "
-                          f"{', '.join(_pretrained_models()) or 'none'} (or transfer a trained run with --run)")
-    if weights not in spec.pretrained:
-        raise ConfigError(f"model {model!r} offers weights {', '.join(map(repr, spec.pretrained))}, got {weights!r}")
+    spec = pretrained_spec(model, weights)
     options = dict(model_options or {})
     if "weights" in options:
         raise ConfigError("give the weights with weights=..., not in model_options")
@@ -223,12 +218,6 @@ def _pretrained_config(model, weights, model_options, dataset, image_size, lr, h
         image_size=None if image_size is None else list(image_size), lr=lr, epochs=max(head_epochs, 1),
         batch_size=batch_size or 32, seed=defaults.seed if seed is None else seed,
         validation_fraction=defaults.validation_fraction if validation_fraction is None else validation_fraction)
-
-
-def _pretrained_models():
-    from cs231n_tf.models import get_spec, list_models
-
-    return [name for name in list_models() if get_spec(name).pretrained]
 
 
 def finetune(source_run_dir, dataset, out_dir, head_epochs=5, unfreeze_blocks=1, finetune_epochs=5,
