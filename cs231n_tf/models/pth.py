@@ -252,8 +252,14 @@ def load_state_dict(path):
     what = repr(path)
     if not os.path.isfile(path):
         raise DataError(f"weights file {path} does not exist")
+    with open(path, "rb") as f:
+        signature = f.read(4)
     if zipfile.is_zipfile(path):
         refs, buffers = _read_zip(path, what)
+    elif signature.startswith(b"PK"):
+        # A legacy file starts with a pickle's PROTO opcode; "PK" is a zip archive whose end was cut
+        # (pickle would read "P" as a persistent id and blame the file's safety instead).
+        raise DataError(f"corrupt or truncated weights file {what}: an incomplete zip archive")
     else:
         with open(path, "rb") as f:
             refs, buffers = _read_legacy(f, what)
