@@ -56,11 +56,15 @@ def write_saved_model(module, path):
     tf.saved_model.save(module, path, signatures={SIGNATURE: module.serve})
 
 
-def convert_tflite(saved_model_dir, quantize="none", representative_images=None):
-    """Convert a SavedModel's serving signature to TFLite bytes."""
+def convert_tflite(saved_model_dir, quantize="none", representative_images=None, signature=SIGNATURE):
+    """Convert the SavedModel's ``signature`` to TFLite bytes.
+
+    ``representative_images`` (int8 only): images for the ``images`` input, or a list of
+    ``{input name: array}`` batches for a signature with other inputs.
+    """
     if quantize not in QUANTIZE:
         raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[signature])
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
@@ -68,11 +72,14 @@ def convert_tflite(saved_model_dir, quantize="none", representative_images=None)
     elif quantize == "int8":
         if representative_images is None or len(representative_images) == 0:
             raise ConfigError("int8 quantization needs representative images from the training split")
-        images = np.asarray(representative_images, np.float32)
+        if isinstance(representative_images[0], dict):
+            feeds = list(representative_images)
+        else:
+            images = np.asarray(representative_images, np.float32)
+            feeds = [{"images": images[i:i + 1]} for i in range(len(images))]
 
         def representative():
-            for i in range(len(images)):
-                yield {"images": images[i:i + 1]}
+            yield from feeds
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -85,29 +92,43 @@ def convert_tflite(saved_model_dir, quantize="none", representative_images=None)
 
 
 class TFLiteRunner:
-    """Runs a ``.tflite`` signature with the LiteRT interpreter, handling int8 (de)quantisation."""
+    """Runs a ``.tflite`` signature with the LiteRT interpreter, handling int8 (de)quantisation.
 
-    def __init__(self, model_content=None, model_path=None, num_threads=None):
+    ``runner(images)`` feeds a classifier's ``images``; ``runner.run(**inputs)`` any signature's
+    named inputs. Float inputs of a quantised model are quantised with the model's scales; integer
+    inputs (token ids) are passed as they are.
+    """
+
+    def __init__(self, model_content=None, model_path=None, num_threads=None, signature=SIGNATURE):
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+        self.runner = self.interpreter.get_signature_runner(signature)
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
 
     def __call__(self, images):
-        detail = self.inputs["images"]
-        x = np.asarray(images, np.float32)
-        if detail["dtype"] != np.float32:
-            scale, zero = detail["quantization"]
+        return self.run(images=images)
+
+    def _feed(self, name, value):
+        detail = self.inputs[name]
+        x = np.asarray(value)
+        scale, zero = detail["quantization"]
+        if np.issubdtype(x.dtype, np.floating) and detail["dtype"] != np.float32 and scale:
             info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-        out = self.runner(images=x)
+            return np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max).astype(detail["dtype"])
+        return x.astype(detail["dtype"])
+
+    def run(self, **inputs):
+        unknown = sorted(set(inputs) - set(self.inputs))
+        if unknown:
+            raise ConfigError(f"the TFLite signature has no input(s) {', '.join(unknown)}; it takes "
+                              f"{', '.join(sorted(self.inputs))}")
+        out = self.runner(**{name: self._feed(name, value) for name, value in inputs.items()})
         result = {}
         for name, value in out.items():
-            d = self.outputs[name]
-            if d["dtype"] != np.float32:
-                scale, zero = d["quantization"]
+            scale, zero = self.outputs[name]["quantization"]
+            if scale:  # a quantised output (integer outputs such as token ids have no scale)
                 value = (value.astype(np.float32) - zero) * scale
             result[name] = value
         return result
@@ -262,37 +283,103 @@ def export_pretrained(model, weights="imagenet", format="saved_model", quantize=
     return report
 
 
-def export_module(module, path, inputs, signature=SIGNATURE):
+def _outputs(fn, feed):
+    return {k: v.numpy() for k, v in fn(**feed).items()}
+
+
+def _max_diffs(got, expected):
+    if set(got) != set(expected):
+        raise ExportError(f"the exported signature returns {sorted(got)}, the module {sorted(expected)}")
+    return {k: float(np.abs(got[k].astype(np.float64) - expected[k].astype(np.float64)).max())
+            if got[k].size else 0.0 for k in expected}
+
+
+def _io(inputs, outputs):
+    return {"inputs": {k: {"shape": [None, *np.shape(v)[1:]], "dtype": str(np.asarray(v).dtype)}
+                       for k, v in inputs.items()},
+            "outputs": {k: {"shape": [None, *v.shape[1:]], "dtype": str(v.dtype)} for k, v in outputs.items()}}
+
+
+def _check_signatures(module, inputs, signature, signatures):
+    if not isinstance(module, tf.Module):
+        raise ExportError(f"a serving module must be a tf.Module, got {type(module).__name__}")
+    if signatures is None:
+        serve = getattr(module, "serve", None)
+        if serve is None:
+            raise ExportError(f"a serving module must be a tf.Module with a `serve` tf.function, "
+                              f"got {type(module).__name__}")
+        signatures = {signature: (serve, inputs)}
+    if not isinstance(signatures, dict) or not signatures:
+        raise ConfigError("signatures must be a non-empty dict {name: (tf.function, {argument name: array})}")
+    for name, (_, feed) in signatures.items():
+        if not isinstance(feed, dict) or not feed:
+            raise ConfigError(f"signature {name!r} needs a non-empty dict {{argument name: array}} to verify with")
+    return signatures
+
+
+def export_module(module, path, inputs=None, signature=SIGNATURE, signatures=None):
     """Export any task's serving module as a SavedModel at ``path``, verified, with a report beside it.
 
     ``module`` is a ``tf.Module`` whose ``serve`` is a ``tf.function`` with an input signature
     (what :meth:`Task.serving_module` returns); ``inputs`` is ``{argument name: array}``, a batch
-    to verify with. The SavedModel is written to a temporary directory, reloaded, its signature run
-    on ``inputs`` and compared with ``module.serve`` itself; only then is it moved into place.
-    Returns the report (``max_abs_diff`` per output, ``size_bytes``, ``path``...), also written to
-    ``path.report.json``.
+    to verify with. A module with several signatures passes ``signatures={name: (tf.function,
+    inputs)}`` instead (``serving_default`` among them for TF Serving's default). The SavedModel
+    is written to a temporary directory, reloaded, every signature run on its inputs and compared
+    with the module's own function; only then is it moved into place. Returns the report
+    (``max_abs_diff`` per output, per signature when there are several, ``size_bytes``,
+    ``path``...), also written to ``path.report.json``.
     """
-    serve = getattr(module, "serve", None)
-    if not isinstance(module, tf.Module) or serve is None:
-        raise ExportError(f"a serving module must be a tf.Module with a `serve` tf.function, got {type(module).__name__}")
-    if not isinstance(inputs, dict) or not inputs:
-        raise ConfigError("inputs must be a non-empty dict {argument name: array}")
-    feed = {k: tf.constant(v) for k, v in inputs.items()}
-    expected = {k: v.numpy() for k, v in serve(**feed).items()}
+    single = signatures is None
+    signatures = _check_signatures(module, inputs, signature, signatures)
+    feeds = {name: {k: tf.constant(v) for k, v in feed.items()} for name, (_, feed) in signatures.items()}
+    expected = {name: _outputs(fn, feeds[name]) for name, (fn, _) in signatures.items()}
     target = os.path.abspath(path)
     with AtomicDirectory(target) as tmp:
         shutil.rmtree(tmp)
-        tf.saved_model.save(module, tmp, signatures={signature: serve})
-        loaded = tf.saved_model.load(tmp).signatures[signature]
-        got = {k: v.numpy() for k, v in loaded(**feed).items()}
-        if set(got) != set(expected):
-            raise ExportError(f"the exported signature returns {sorted(got)}, the module {sorted(expected)}")
-        diffs = {k: float(np.abs(got[k].astype(np.float64) - expected[k].astype(np.float64)).max())
-                 if got[k].size else 0.0 for k in expected}
-    report = {"format": "saved_model", "path": target, "signature": signature, "size_bytes": _size_bytes(target),
-              "max_abs_diff": diffs, "examples": int(len(next(iter(inputs.values())))),
-              "inputs": {k: {"shape": [None, *np.shape(v)[1:]], "dtype": str(np.asarray(v).dtype)}
-                         for k, v in inputs.items()},
-              "outputs": {k: {"shape": [None, *v.shape[1:]], "dtype": str(v.dtype)} for k, v in expected.items()}}
+        tf.saved_model.save(module, tmp, signatures={name: fn for name, (fn, _) in signatures.items()})
+        loaded = tf.saved_model.load(tmp).signatures
+        diffs = {name: _max_diffs(_outputs(loaded[name], feeds[name]), expected[name]) for name in signatures}
+    report = {"format": "saved_model", "path": target, "size_bytes": _size_bytes(target)}
+    if single:
+        (name,) = signatures
+        feed = signatures[name][1]
+        report.update({"signature": name, "max_abs_diff": diffs[name],
+                       "examples": int(len(next(iter(feed.values())))), **_io(feed, expected[name])})
+    else:
+        report["signatures"] = {name: {"max_abs_diff": diffs[name], **_io(feed, expected[name])}
+                                for name, (_, feed) in signatures.items()}
     atomic_write_json(target.rstrip("/") + ".report.json", report)
+    return report
+
+
+def export_signature_tflite(module, fn, path, inputs, quantize="none", representative=None, name="serving_default"):
+    """One signature of a serving module as a verified ``.tflite`` at ``path`` (a decoder step, a generator).
+
+    ``fn`` is the module's ``tf.function`` (with an input signature); ``inputs`` ``{argument name:
+    array}`` a batch to verify with; ``representative`` (int8) a list of such dicts. The model is
+    converted through :func:`convert_tflite`, run with the LiteRT interpreter and compared with
+    ``fn`` before it is written; the report (``max_abs_diff`` per output, ``size_bytes``) is
+    returned and written to ``path.report.json``.
+    """
+    if quantize not in QUANTIZE:
+        raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
+    if not isinstance(inputs, dict) or not inputs:
+        raise ConfigError("inputs must be a non-empty dict {argument name: array}")
+    target = os.path.abspath(path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    expected = _outputs(fn, {k: tf.constant(v) for k, v in inputs.items()})
+    scratch = tempfile.mkdtemp(prefix=".tmp-export-", dir=os.path.dirname(target))
+    try:
+        saved_dir = os.path.join(scratch, "saved_model")
+        tf.saved_model.save(module, saved_dir, signatures={name: fn})
+        content = convert_tflite(saved_dir, quantize, representative if quantize == "int8" else None, signature=name)
+        got = TFLiteRunner(model_content=content, signature=name).run(**inputs)
+        diffs = _max_diffs({k: np.asarray(v) for k, v in got.items()}, expected)
+        atomic_write_bytes(target, content)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report = {"format": "tflite", "quantize": quantize, "path": target, "signature": name,
+              "size_bytes": _size_bytes(target), "max_abs_diff": diffs,
+              "examples": int(len(next(iter(inputs.values())))), **_io(inputs, expected)}
+    atomic_write_json(target + ".report.json", report)
     return report
