@@ -290,8 +290,14 @@ def _outputs(fn, feed):
 def _max_diffs(got, expected):
     if set(got) != set(expected):
         raise ExportError(f"the exported signature returns {sorted(got)}, the module {sorted(expected)}")
-    return {k: float(np.abs(got[k].astype(np.float64) - expected[k].astype(np.float64)).max())
-            if got[k].size else 0.0 for k in expected}
+    def diff(a, b):
+        if not a.size:
+            return 0.0
+        if a.dtype.kind in "OSU":  # strings (captions, labels): how many differ
+            return float(np.sum(a != b))
+        return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+
+    return {k: diff(got[k], expected[k]) for k in expected}
 
 
 def _io(inputs, outputs):

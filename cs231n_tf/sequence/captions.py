@@ -615,6 +615,21 @@ class CaptionData:
         image_of = np.repeat(np.arange(len(s)), np.diff(s.offsets))
         return self._pipeline(s.images[image_of], s.encoded, b, False)
 
+    def evaluation_batches(self, split, batch_size):
+        """``(images, first reference caption, image index)`` batches of every image of ``split``, in order.
+
+        One pass gives a validation loss (on each image's first caption) and the images to decode
+        for BLEU against all of their references (the index puts decoded captions back in order).
+        """
+        s = self._split(split)
+        b = validation.positive_int("batch_size", batch_size)
+        ds = tf.data.Dataset.from_tensor_slices((s.images, s.encoded[s.offsets[:-1]], np.arange(len(s), dtype=np.int64)))
+        ds = ds.batch(b).map(lambda x, c, i: (self.to_unit(x), tf.cast(c, tf.int32), i),
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
     def image_batches(self, split, batch_size):
         """The images of ``split`` in order, float32 unit scale (for generating captions)."""
         s = self._split(split)
