@@ -186,7 +186,8 @@ def add_config_flags(parser, cls, skip=(), help_overrides=None):
         default = _default(field)
         kwargs = {"help": f"{text} (default: {_shown(default)})".replace("%%", "%").replace("%", "%%")}
         if kind == "bool":
-            kwargs.update(action="store_true", default=None)
+            # A switch that is on by default also gets its --no- form.
+            kwargs.update(action=argparse.BooleanOptionalAction if default else "store_true", default=None)
         elif kind == "model_option":
             kwargs.update(action="append", type=model_option, metavar="KEY=VALUE", dest=field.name)
         else:

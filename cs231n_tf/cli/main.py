@@ -31,6 +31,9 @@ COMMANDS = {
     "models": ("cs231n_tf.cli.models", "list the registered models"),
     "datasets": ("cs231n_tf.cli.datasets", "list the data sets and whether they are available offline"),
     "charrnn": ("cs231n_tf.cli.charrnn", "character-level language model: train on a text, sample from a run"),
+    "caption": ("cs231n_tf.cli.caption", "image captioning with attention: train, evaluate (BLEU), predict, export"),
+    "rl": ("cs231n_tf.cli.rl", "reinforcement learning on gymnasium: plan an MDP, train a DQN, evaluate a run"),
+    "segment": ("cs231n_tf.cli.segment", "semantic segmentation: FCN/U-Net with every upsampling; train, evaluate (mIoU), predict, export"),
 }
 
 
@@ -85,7 +88,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         chosen = _chosen(argv)
-        args = build_parser(commands=() if chosen is None else (chosen,)).parse_args(argv)
+        # A command module may import TensorFlow (its config dataclass lives in the library).
+        with _quiet_stderr():
+            parser = build_parser(commands=() if chosen is None else (chosen,))
+        args = parser.parse_args(argv)
         module = command_module(args.command)
         with _quiet_stderr():
             import cs231n_tf  # noqa: F401  (Keras 2 before TensorFlow)

@@ -1,12 +1,15 @@
 """Shapes drawn with NumPy: the primitive of the package's synthetic image sets.
 
 The captioning set (:func:`cs231n_tf.sequence.captions.synthetic_captions`) and the scene sets of
-segmentation and detection draw their objects with :func:`shape_mask`, so a shape means the same
-pixels everywhere.
+segmentation and detection (:func:`shape_scenes`) draw their objects with :func:`shape_mask`, so a
+shape means the same pixels everywhere.
 """
+
+import dataclasses
 
 import numpy as np
 
+from cs231n_tf import validation
 from cs231n_tf.errors import ConfigError
 
 # Exact RGB values: nothing is anti-aliased, so each colour's pixels are exactly its shape's mask.
@@ -53,3 +56,120 @@ def shape_mask(shape, centre, size, image_size):
             inside &= (xb - xa) * (yy - ya) - (yb - ya) * (xx - xa) >= 0
     mask[y0:y1, x0:x1] = inside
     return mask
+
+
+# ---- scenes: several overlapping shapes on textured backgrounds (segmentation, detection) --------
+
+
+@dataclasses.dataclass
+class SceneInstances:
+    """The visible objects of one scene, in painting order (later objects occlude earlier ones).
+
+    ``boxes (M, 4) int32``: ``[ymin, xmin, ymax, xmax]`` in pixels, the tight box of the visible
+    mask with exclusive ``ymax``/``xmax`` (``mask[ymin:ymax, xmin:xmax]`` holds every visible
+    pixel); ``classes (M,) uint8`` in ``1..K`` (``SHAPES[k - 1]``); ``masks (M, H, W) bool``, the
+    visible part of each object after the objects painted over it.
+    """
+
+    boxes: np.ndarray
+    classes: np.ndarray
+    masks: np.ndarray
+
+    def __len__(self):
+        return len(self.classes)
+
+
+@dataclasses.dataclass
+class ShapeScenes:
+    """A synthetic scene set: ``images (N, H, W, 3) uint8``; ``masks (N, H, W) uint8`` semantic label
+    maps (0 = background, ``k`` = ``class_names[k]``); ``instances``: one :class:`SceneInstances`
+    per image; ``class_names = ("background", *SHAPES)``."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    instances: list
+    class_names: tuple
+
+    def __len__(self):
+        return len(self.images)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def _background(rng, size):
+    """A float ``(S, S, 3)`` background: a linear gradient between two random colours in a random
+    direction, plus a sinusoidal stripe texture of random frequency, orientation and colour."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    angle = rng.uniform(0, 2 * np.pi)
+    t = (np.cos(angle) * yy + np.sin(angle) * xx)
+    t = (t - t.min()) / max(t.max() - t.min(), 1e-9)
+    start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    image = start + t[..., None] * (end - start)
+    stripe_angle, freq = rng.uniform(0, np.pi), rng.uniform(2, 8)
+    phase = np.cos(stripe_angle) * yy + np.sin(stripe_angle) * xx
+    texture = np.sin(2 * np.pi * freq * phase + rng.uniform(0, 2 * np.pi))
+    return image + texture[..., None] * rng.uniform(-40, 40, 3)
+
+
+def shape_scenes(num_images, image_size=64, seed=0, min_objects=2, max_objects=5, min_size=0.08, max_size=0.22,
+                 noise=12.0, min_visible=6):
+    """``num_images`` scenes of overlapping shapes: the embedded segmentation/detection data set.
+
+    Each image gets ``min_objects..max_objects`` shapes (classes ``SHAPES``, drawn with
+    :func:`shape_mask`) with half-extents uniform in ``[min_size, max_size] * image_size`` (scale
+    variation) and centres anywhere in the image (objects may be cut by the border). Each object has
+    a uniformly random RGB colour, independent of its class, so only the shape tells the class.
+    Objects are painted in order over a gradient-plus-stripes background (:func:`_background`); a
+    later object occludes an earlier one, and every mask and box describes only the visible part.
+    Objects with fewer than ``min_visible`` visible pixels are dropped from ``instances`` and their
+    pixels keep the label of what is painted there. Gaussian pixel noise of std ``noise`` is added
+    last. The same arguments give the same scenes (``numpy.random.default_rng(seed)``).
+    """
+    num_images = validation.positive_int("num_images", num_images)
+    image_size = validation.int_in("image_size", image_size, 8)
+    min_objects = validation.non_negative_int("min_objects", min_objects)
+    max_objects = validation.positive_int("max_objects", max_objects)
+    if min_objects > max_objects:
+        raise ConfigError(f"min_objects ({min_objects}) must not exceed max_objects ({max_objects})")
+    min_size = validation.positive_number("min_size", min_size)
+    max_size = validation.positive_number("max_size", max_size)
+    if min_size > max_size or max_size > 0.5:
+        raise ConfigError(f"need 0 < min_size <= max_size <= 0.5 (fractions of image_size), got "
+                          f"min_size={min_size!r}, max_size={max_size!r}")
+    noise = validation.positive_number("noise", noise, allow_zero=True)
+    min_visible = validation.positive_int("min_visible", min_visible)
+    rng = np.random.default_rng(seed)
+    images = np.empty((num_images, image_size, image_size, 3), np.uint8)
+    masks = np.zeros((num_images, image_size, image_size), np.uint8)
+    instances = []
+    for i in range(num_images):
+        canvas = _background(rng, image_size)
+        owner = np.full((image_size, image_size), -1, np.int64)  # which object each pixel shows
+        classes = []
+        for k in range(int(rng.integers(min_objects, max_objects + 1))):
+            cls = int(rng.integers(len(SHAPES)))
+            size = rng.uniform(min_size, max_size) * image_size
+            centre = rng.uniform(0, image_size, 2)
+            inside = shape_mask(SHAPES[cls], tuple(centre), size, image_size)
+            canvas[inside] = rng.uniform(0, 255, 3)
+            owner[inside] = k
+            classes.append(cls + 1)
+        boxes, kept_classes, kept_masks = [], [], []
+        for k, cls in enumerate(classes):
+            visible = owner == k
+            if visible.sum() < min_visible:
+                continue
+            rows, cols = np.flatnonzero(visible.any(1)), np.flatnonzero(visible.any(0))
+            boxes.append([rows[0], cols[0], rows[-1] + 1, cols[-1] + 1])
+            kept_classes.append(cls)
+            kept_masks.append(visible)
+        # Every painted pixel keeps its object's class, dropped slivers included.
+        masks[i] = np.where(owner >= 0, np.asarray([0] + classes, np.uint8)[owner + 1], 0)
+        canvas += rng.normal(0, noise, canvas.shape) if noise else 0
+        images[i] = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+        instances.append(SceneInstances(
+            np.asarray(boxes, np.int32).reshape(-1, 4), np.asarray(kept_classes, np.uint8),
+            np.asarray(kept_masks, bool).reshape(-1, image_size, image_size)))
+    return ShapeScenes(images, masks, instances, ("background",) + SHAPES)

@@ -161,6 +161,8 @@ def build_encoder(name, image_shape, weights=None):
     net = registry.build(name, tuple(image_shape), spec.canonical_num_classes, **options)
     grid = None
     for layer in reversed(net.layers):
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            break
         out = layer.output
         if not isinstance(out, (list, tuple, dict)) and len(out.shape) == 4:
             grid = out
@@ -252,7 +254,8 @@ class Captioner(tf.keras.Model):
         if config.freeze_encoder:
             self.encoder.trainable = False
         grid = self.encoder.output_shape
-        self.positions, self.feature_dim = int(grid[1]) * int(grid[2]), int(grid[3])
+        self.grid = (int(grid[1]), int(grid[2]))
+        self.positions, self.feature_dim = self.grid[0] * self.grid[1], int(grid[3])
         self.num_states = 2 if config.cell == "lstm" else 1
         h = config.hidden
         self.init_states = [tf.keras.layers.Dense(h, activation="tanh", name=f"init_{s}")
@@ -612,6 +615,92 @@ def load_run(run_dir, checkpoint=None):
                                  for v in registry.pretrained_spec(config.encoder, config.encoder_weights).input_stats)
     restore_checkpoint(tf.train.Checkpoint(model=model), checkpoint, partial=True)
     return CaptionRun(os.path.abspath(run_dir), config, vocab, info, model, checkpoint)
+
+
+def draw_attention(image, words, attention, grid, path, title=None):
+    """A PNG of ``image`` with each word's attention map over it (Show, Attend and Tell's figure).
+
+    ``image``: ``[H, W, 3]`` in [0, 1]; ``words``: the caption's words (``<END>`` may follow);
+    ``attention``: ``[T, L]`` weights of each generated token; ``grid``: ``(H', W')`` with
+    ``H' W' = L``. Each map is upsampled bilinearly to the image and drawn on top of it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cs231n_tf.fileio import atomic_write_bytes
+
+    image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    attention = np.asarray(attention, np.float32)
+    if attention.ndim != 2 or attention.shape[1] != grid[0] * grid[1]:
+        raise DataError(f"attention of shape {attention.shape} does not match a {grid[0]}x{grid[1]} feature grid")
+    words = list(words)[:len(attention)]
+    panels = len(words) + 1
+    cols = min(panels, 6)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].imshow(image)
+    axes[0, 0].set_title("image", fontsize=9)
+    h, w = image.shape[:2]
+    for i, word in enumerate(words, start=1):
+        ax = axes[i // cols, i % cols]
+        heat = tf.image.resize(attention[i - 1].reshape(grid[0], grid[1], 1), (h, w), method="bilinear").numpy()[..., 0]
+        ax.imshow(image)
+        ax.imshow(heat, cmap="magma", alpha=0.6, extent=(0, w, h, 0))
+        ax.set_title(word, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def predict(run, images, out_dir=None, names=None, beam_width=None, length_penalty=None):
+    """Captions of unit-scale ``images`` (``[N, H, W, 3]`` at the run's image shape) by a run.
+
+    With ``out_dir`` (and an attention decoder) each image's attention PNG is written there as
+    ``<name>.attention.png``. Returns a list of ``{"caption", "score", "attention_png"}``.
+    """
+    from cs231n_tf.fileio import confined_path
+
+    if not isinstance(run, CaptionRun):
+        run = load_run(run)
+    captions, decoded = caption_images(run, images, beam_width, length_penalty)
+    names = list(names) if names is not None else [f"image{i}" for i in range(len(captions))]
+    results = []
+    for i, caption in enumerate(captions):
+        entry = {"name": names[i], "caption": caption, "score": float(decoded.scores[i])}
+        if out_dir is not None and run.model.attention_size:
+            os.makedirs(out_dir, exist_ok=True)
+            words = caption.split() + [END]
+            path = confined_path(out_dir, f"{os.path.basename(names[i])}.attention.png")
+            entry["attention_png"] = draw_attention(images[i], words, decoded.attention[i][:len(words)],
+                                                    run.model.grid, path, title=caption)
+        results.append(entry)
+    return results
+
+
+def read_images(specs, image_shape):
+    """Image files or ``photo:NAME`` specs as unit-scale ``[N, H, W, 3]`` at ``image_shape`` (resized bilinearly)."""
+    from cs231n_tf.train.predict import read_image_spec
+
+    if isinstance(specs, str) or not specs:
+        raise ConfigError("images must be a non-empty list of paths or photo:NAME")
+    out = []
+    for spec in specs:
+        pixels = read_image_spec(spec, channels=3).astype(np.float32) / 255.0
+        if pixels.shape[:2] != tuple(image_shape[:2]):
+            pixels = tf.image.resize(pixels, tuple(image_shape[:2]), method="bilinear").numpy()
+        out.append(np.clip(pixels, 0.0, 1.0))
+    return np.stack(out).astype(np.float32)
 
 
 def load_run_data(run):

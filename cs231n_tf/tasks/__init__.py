@@ -11,6 +11,8 @@ from cs231n_tf.errors import RunDirError
 TASKS = {
     "classification": "cs231n_tf.tasks.classification:ClassificationTask",
     "charrnn": "cs231n_tf.sequence.charrnn:CharRNNTask",
+    "segmentation": "cs231n_tf.segmentation.task:SegmentationTask",
+    "caption": "cs231n_tf.sequence.captioner:CaptionTask",
 }
 
 

@@ -16,7 +16,8 @@ from cs231n_tf.errors import ConfigError, ShapeError
 PHOTO_PREFIX = "photo:"
 
 
-def _read(spec, channels):
+def read_image_spec(spec, channels=None):
+    """The uint8 ``(H, W, C)`` pixels of an image file path or of ``photo:NAME`` (a shipped photo)."""
     from cs231n_tf.data import photos
     from cs231n_tf.data.sources import read_image
 
@@ -78,7 +79,7 @@ def predict_images(images, *, run_dir=None, model=None, weights="imagenet", k=5,
         net, prepare, channels, names, source = _from_run(run_dir, checkpoint)
     else:
         net, prepare, channels, names, source = _pretrained(model, weights, image_size)
-    batch = np.stack([prepare(_read(spec, channels)) for spec in images]).astype(np.float32)
+    batch = np.stack([prepare(read_image_spec(spec, channels)) for spec in images]).astype(np.float32)
     if batch.shape[1:] != tuple(net.input_shape[1:]):
         raise ShapeError(f"prepared images have shape {batch.shape[1:]}, the model takes {tuple(net.input_shape[1:])}")
     logits = np.concatenate([tf.cast(net(batch[i:i + 32], training=False), tf.float32).numpy()

@@ -1,0 +1,24 @@
+"""Reinforcement learning (lecture 14) on gymnasium: MDP planning, tabular Q-learning, deep Q-networks.
+
+- ``mdp.py`` (tier 1): gymnasium transition tables (``env.unwrapped.P``) as :class:`TabularMDP`,
+  :func:`bellman_optimality_backup`, :func:`value_iteration`, :func:`policy_iteration`,
+  :func:`q_values`, :func:`policy_evaluation`, :func:`greedy_policy` (lowest-index tie-breaking).
+- ``gridworld.py``: :class:`GridWorldEnv`, the package's own grid world (walls, goals, pits, slip).
+- ``tabular.py``: :func:`q_learning`, epsilon-greedy with a decaying step size.
+- ``plots.py``: :func:`plot_policy` (arrows over V), :func:`plot_returns`.
+- ``envs.py``: :func:`make_env` (close matches for unknown ids), :func:`plan` (the ``rl plan`` command).
+- ``dqn.py``: deep Q-learning (Mnih et al. 2015) with replay, target networks, Double DQN, dueling
+  heads, on ``gymnasium.vector`` environments, with exact resume (``rl train`` / ``rl evaluate``).
+"""
+
+from cs231n_tf.rl.gridworld import AIMA_LAYOUT, GridWorldEnv
+from cs231n_tf.rl.mdp import (
+    TabularMDP, bellman_optimality_backup, greedy_policy, policy_evaluation, policy_iteration, q_values, solve,
+    value_iteration,
+)
+from cs231n_tf.rl.plots import plot_policy, plot_returns
+from cs231n_tf.rl.tabular import QLearningResult, q_learning
+
+__all__ = ["AIMA_LAYOUT", "GridWorldEnv", "QLearningResult", "TabularMDP", "bellman_optimality_backup",
+           "greedy_policy", "plot_policy", "plot_returns", "policy_evaluation", "policy_iteration", "q_learning",
+           "q_values", "solve", "value_iteration"]
