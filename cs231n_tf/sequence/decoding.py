@@ -13,8 +13,8 @@ The algorithm (the same in :func:`beam_search` and :func:`beam_search_python`):
 
 1. Every image starts with one live beam (``<START>``, score 0); its other ``k - 1`` slots have
    score ``-inf``, so the first step expands the one beam only.
-2. At each step every beam proposes all ``V`` continuations, scored ``score + log p(word)``; a
-   finished beam (it emitted ``<END>``) proposes only ``<NULL>`` at no cost, so it stays in the
+2. At each step every beam proposes all ``V`` continuations except ``<NULL>`` and ``<START>``
+   (never words of a caption), scored ``score + log p(word)``; a finished beam (it emitted ``<END>``) proposes only ``<NULL>`` at no cost, so it stays in the
    beam with its score. The ``k`` best of the ``k * V`` candidates survive (``tf.math.top_k``; ties
    go to the lower candidate index, as NumPy's stable sort orders them), carrying their parent's
    states, words and attention maps.
@@ -105,6 +105,9 @@ def beam_search(step_fn, states, context, *, start_id, end_id, null_id=0, max_le
         log_probs = _by_beam(tf.cast(log_probs, tf.float32), k)
         vocab = tf.shape(log_probs)[-1]
         only_null = tf.one_hot(null_id, vocab, on_value=0.0, off_value=-np.inf)
+        never = tf.one_hot(null_id, vocab, on_value=True, off_value=False) | tf.one_hot(
+            start_id, vocab, on_value=True, off_value=False)
+        log_probs = tf.where(never, -np.inf, log_probs)
         log_probs = tf.where(finished[..., None], only_null, log_probs)
         candidates = tf.reshape(scores[..., None] + log_probs, [batch, -1])
         top_scores, top = tf.math.top_k(candidates, k)
@@ -169,6 +172,7 @@ def beam_search_python(step_fn, states, context, *, start_id, end_id, null_id=0,
         if attention is None:
             attention = np.zeros((batch, k, max_length, alpha.shape[-1]), np.float32)
         vocab = log_probs.shape[-1]
+        log_probs[..., [null_id, start_id]] = -np.inf
         log_probs[finished] = -np.inf
         log_probs[finished, null_id] = 0.0
         candidates = (scores[..., None] + log_probs).reshape(batch, -1)

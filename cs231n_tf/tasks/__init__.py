@@ -13,6 +13,7 @@ TASKS = {
     "charrnn": "cs231n_tf.sequence.charrnn:CharRNNTask",
     "segmentation": "cs231n_tf.segmentation.task:SegmentationTask",
     "caption": "cs231n_tf.sequence.captioner:CaptionTask",
+    "gan": "cs231n_tf.generative.task:GANTask",
 }
 
 
