@@ -34,6 +34,8 @@ COMMANDS = {
     "caption": ("cs231n_tf.cli.caption", "image captioning with attention: train, evaluate (BLEU), predict, export"),
     "rl": ("cs231n_tf.cli.rl", "reinforcement learning on gymnasium: plan an MDP, train a DQN, evaluate a run"),
     "segment": ("cs231n_tf.cli.segment", "semantic segmentation: FCN/U-Net with every upsampling; train, evaluate (mIoU), predict, export"),
+    "generate": ("cs231n_tf.cli.generate", "GANs (course GAN, LSGAN, DCGAN, WGAN-GP): train on digits, sample a PNG grid from a run"),
+    "attack": ("cs231n_tf.cli.attack", "adversarial robustness (FGSM/PGD) of a run or efficientnet_lite0: table, curve, examples"),
 }
 
 

@@ -251,8 +251,9 @@ def load_coco_detection(annotations_json, image_dir, image_size=None, masks=Fals
             raise DataError(f"{annotations_json}: annotations[{i}] refers to image_id {ann['image_id']!r}, which is "
                             "not in 'images'")
         if ann["category_id"] not in contiguous:
+            shown = f"{category_order[:10]}{' ...' if len(category_order) > 10 else ''}"
             raise DataError(f"{annotations_json}: annotations[{i}] has category_id {ann['category_id']!r}, which is "
-                            f"not in 'categories' (ids {category_order[:10]}{' ...' if len(category_order) > 10 else ''})")
+                            f"not in 'categories' (ids {shown})")
         bbox = ann["bbox"]
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, numbers.Real) and not isinstance(
                 v, bool) and math.isfinite(v) for v in bbox)):

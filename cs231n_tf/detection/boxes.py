@@ -104,7 +104,7 @@ def encode(boxes, anchors, variances=DEFAULT_VARIANCES):
 
 
 def decode(codes, anchors, variances=DEFAULT_VARIANCES):
-    """Boxes ``[ymin, xmin, ymax, xmax]`` ``(..., 4)`` from offsets ``[ty, tx, th, tw]``: the inverse of :func:`encode`."""
+    """Boxes ``[ymin, xmin, ymax, xmax]`` ``(..., 4)`` from offsets ``[ty, tx, th, tw]`` (inverse of :func:`encode`)."""
     codes = _boxes(codes)
     anchors = tf.cast(_boxes(anchors), codes.dtype)
     t = codes * tf.constant(variances, codes.dtype)

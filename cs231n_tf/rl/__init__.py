@@ -8,7 +8,13 @@
 - ``plots.py``: :func:`plot_policy` (arrows over V), :func:`plot_returns`.
 - ``envs.py``: :func:`make_env` (close matches for unknown ids), :func:`plan` (the ``rl plan`` command).
 - ``dqn.py``: deep Q-learning (Mnih et al. 2015) with replay, target networks, Double DQN, dueling
-  heads, on ``gymnasium.vector`` environments, with exact resume (``rl train`` / ``rl evaluate``).
+  heads, on ``gymnasium.vector`` environments, with exact resume (``rl train`` / ``rl evaluate``):
+  :class:`~cs231n_tf.rl.dqn.DQNConfig`, :func:`~cs231n_tf.rl.dqn.train`,
+  :func:`~cs231n_tf.rl.dqn.evaluate_run`; ``qnetworks.py`` (MLP and Nature Q-networks), ``replay.py``
+  (the replay buffer) and ``envstate.py`` (environment state for checkpoints) beside it.
+
+The planning side imports no TensorFlow, so only the deep-learning modules above are imported from
+their own modules (``from cs231n_tf.rl.dqn import train``).
 """
 
 from cs231n_tf.rl.gridworld import AIMA_LAYOUT, GridWorldEnv

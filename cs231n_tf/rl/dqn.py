@@ -225,7 +225,9 @@ class DQNAgent(tf.Module):
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
         self.ctx = StepContext(tf.distribute.get_strategy(), config.batch_size, step=self.state.step)
         self.update = tf.function(self._updates, jit_compile=bool(config.xla), reduce_retracing=True)
-        self.greedy_actions = tf.function(self._greedy_actions, reduce_retracing=True)
+        # A concrete function: calling it skips tf.function's argument dispatch, the bulk of a per-step call.
+        spec = tf.TensorSpec((None,) + tuple(observation_space.shape), tf.as_dtype(observation_space.dtype))
+        self.greedy_actions = tf.function(self._greedy_actions).get_concrete_function(spec)
 
     def loss(self, observations, actions, rewards, next_observations, terminated):
         """Per-transition Huber TD losses ``[b]`` (recorded on the caller's tape)."""
@@ -437,6 +439,7 @@ def train(config, run_dir=None, resume=False, log=print, progress=False):
     saved = [step if resume else None]
 
     def save():
+        state.step.assign(step)
         check_finite(state, keeper.latest if keeper else None)
         if keeper is not None and saved[0] != step:
             keeper.save(step)
@@ -448,11 +451,11 @@ def train(config, run_dir=None, resume=False, log=print, progress=False):
             actions = collector.act(agent, epsilon)
             step += n
             collector.step(actions, buffer, step)
-            state.step.assign(step)
             if config.target_update == "hard" and step % config.target_update_every < n:
                 agent.hard_update()
             if step >= config.learning_starts and step % config.train_every == 0 and len(buffer):
                 batch = buffer.sample(config.batch_size, config.gradient_steps)
+                state.step.assign(step)  # the NaN guard records this step
                 last_loss = agent.update(*batch)
             if step % config.log_every < n:
                 check_finite(state, keeper.latest if keeper else None)

@@ -203,7 +203,8 @@ def policy_evaluation(P, policy, gamma):
         V = np.linalg.solve(system, mdp.reward[states, policy])
     except np.linalg.LinAlgError:
         V = None
-    if V is None or not np.all(np.isfinite(V)) or np.linalg.cond(system) > 1e12:
+    # With gamma < 1 the system is strictly diagonally dominant (rows of C sum to <= 1), never singular.
+    if V is None or not np.all(np.isfinite(V)) or (gamma == 1.0 and np.linalg.cond(system) > 1e12):
         raise DataError("the policy's values are unbounded: with gamma=1 it loops forever without terminating "
                         "(a non-terminating cycle with positive reward makes every value infinite); use gamma < 1")
     return V
