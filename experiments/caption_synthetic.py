@@ -10,7 +10,7 @@ same decoder width, differing only in the decoder:
 
 Each is scored on the 200 test images with corpus BLEU-1..4 (sacrebleu, on the package's
 tokenisation, every reference caption counted), decoding greedily and with beams of 3 and 5
-(length penalty 0.6). One attention PNG of a test image is written to ``experiments/out/``.
+(length penalty 0.6). One attention PNG of a test image is written to ``experiments/figures/``.
 
     python experiments/caption_synthetic.py [--epochs 15]
 """
@@ -64,8 +64,8 @@ def main():
             rows.append(row)
             print(row, flush=True)
             if attention:
-                os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-                example = captioner.predict(run, test_images[:1], out_dir=os.path.join(HERE, "out"),
+                os.makedirs(os.path.join(HERE, "figures"), exist_ok=True)
+                example = captioner.predict(run, test_images[:1], out_dir=os.path.join(HERE, "figures"),
                                             names=["caption_synthetic_test0"])[0]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -80,7 +80,7 @@ def main():
         cells = " | ".join(f"{r[n]['bleu4']:.3f} ({r[n]['bleu1']:.3f})" for n, _ in DECODES)
         lines.append(f"| {r['model']} | {r['params']:,} | {r['seconds']:.0f} | {r['val_loss']:.3f} | {cells} |")
     if example is not None:
-        lines += ["", f"Attention of the first test image (`experiments/out/caption_synthetic_test0.attention.png`): "
+        lines += ["", f"Attention of the first test image (`experiments/figures/caption_synthetic_test0.attention.png`): "
                       f"\"{example['caption']}\"; references: "
                       + "; ".join(f"\"{' '.join(t)}\"" for t in references[0]) + "."]
     write_section(RESULTS, "caption_synthetic", "\n".join(lines), heading="Image captioning on the synthetic shapes")
