@@ -38,6 +38,12 @@ def add_arguments(p):
     sample.add_argument("--seed", type=cli_args.non_negative_int, default=0,
                         help="sampling seed: the same seed gives the same text (default: 0)")
     sample.add_argument("--checkpoint", help="checkpoint path (default: the latest)")
+    export = verbs.add_parser("export", help="export a run's sampler as a SavedModel (verified, with a report)",
+                              description="Export the run's in-graph sampler: serving_default(prime ids, length, "
+                                          "temperature, seed) -> ids, checked against the model after reloading.")
+    export.add_argument("--run", required=True, help="run directory written by `charrnn train`")
+    export.add_argument("--out", help="output directory (default: saved_models/<run name>/)")
+    export.add_argument("--checkpoint", help="checkpoint path (default: the latest)")
 
 
 def train_config(args):
@@ -58,6 +64,13 @@ def run(args):
         sampler = load_sampler(args.run, checkpoint=args.checkpoint)
         text = sampler.sample(args.length, temperature=args.temperature, prime=args.prime, seed=args.seed)
         sys.stdout.write(text + "\n")
+        return 0
+
+    if args.verb == "export":
+        from cs231n_tf.sequence.charrnn import export
+
+        report = export(args.run, out=args.out, checkpoint=args.checkpoint)
+        print(f"saved_model: {report['path']} ({report['size_bytes']} bytes)")
         return 0
 
     from cs231n_tf.sequence.charrnn import train

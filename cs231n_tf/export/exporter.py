@@ -284,7 +284,10 @@ def export_pretrained(model, weights="imagenet", format="saved_model", quantize=
 
 
 def _outputs(fn, feed):
-    return {k: v.numpy() for k, v in fn(**feed).items()}
+    out = fn(**feed)
+    if not isinstance(out, dict):  # a single tensor: what its SavedModel signature calls it
+        out = {"output_0": out}
+    return {k: v.numpy() for k, v in out.items()}
 
 
 def _max_diffs(got, expected):

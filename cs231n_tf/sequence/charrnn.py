@@ -494,3 +494,26 @@ def train(config, run_dir=None, resume=False, text=None, log=print, hooks=(), pr
     task = CharRNNTask(config, text=text, vocab=vocab, digest=digest)
     task.prepare()
     return Engine(task, run_dir, resume=resume, log=log, hooks=hooks, progress=progress).run()
+
+
+def export(run_dir, out=None, checkpoint=None, saved_models_root="saved_models", prime="The ", length=64):
+    """Export a char-rnn run's sampler as a SavedModel, verified, with a report beside it.
+
+    Signature ``serving_default``: ``prime`` (int32 ids ``[n]``), ``length``, ``temperature``,
+    ``seed`` (int64 ``[2]``) -> ids ``[n + length]``; the vocabulary (``idx -> character``) is in
+    the report, and the same seed gives the same text as :func:`sample`. Written to
+    ``out/saved_model/`` (default ``out``: ``saved_models/<run name>/``); returns the report.
+    """
+    from cs231n_tf.export import export_module
+    from cs231n_tf.fileio import atomic_write_json
+
+    sampler = load_sampler(run_dir, checkpoint=checkpoint)
+    prime = "".join(ch for ch in prime if ch in sampler.vocab.chars) or sampler.vocab.chars[0]
+    out = os.path.abspath(out or os.path.join(saved_models_root, os.path.basename(os.path.normpath(run_dir))))
+    inputs = {"prime": np.asarray(sampler.vocab.encode(prime), np.int32), "length": np.asarray(length, np.int32),
+              "temperature": np.asarray(1.0, np.float32), "seed": np.asarray([0, 0], np.int64)}
+    report = export_module(sampler, os.path.join(out, "saved_model"), inputs)
+    report.update({"run_dir": os.path.abspath(run_dir), "vocab": sampler.vocab.chars,
+                   "verified_on": f"prime {prime!r}, {length} characters at temperature 1, seed 0"})
+    atomic_write_json(report["path"].rstrip("/") + ".report.json", report)
+    return report

@@ -258,6 +258,15 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     assert len(out) == 54 and out.startswith("the ")
     assert "'€'" in _one_line_error(capsys, ["charrnn", "sample", "--run", run, "--prime", "€"])
     assert "temperature" in _one_line_error(capsys, ["charrnn", "sample", "--run", run, "--temperature", "0"])
+    # The exported sampler gives the run's text for the same seed.
+    assert cli.main(["charrnn", "export", "--run", run, "--out", str(tmp_path / "export")]) == 0
+    report = json.load(open(tmp_path / "export" / "saved_model.report.json"))
+    assert report["max_abs_diff"] == {"output_0": 0.0}
+    sampler = charrnn.load_sampler(run)
+    loaded = tf.saved_model.load(report["path"]).signatures["serving_default"]
+    ids = loaded(prime=tf.constant(sampler.vocab.encode("the "), tf.int32), length=tf.constant(30),
+                 temperature=tf.constant(0.7), seed=tf.constant([3, 0], tf.int64))["output_0"]
+    assert sampler.vocab.decode(ids.numpy()) == sampler.sample(30, temperature=0.7, prime="the ", seed=3)
 
 
 def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
