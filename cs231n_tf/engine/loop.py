@@ -232,6 +232,14 @@ class Engine:
                 hook.after_step(self)
             return logs
 
+        if self.settings.steps_per_execution == 1:
+            # One step per call: no in-graph loop, so the step is traced once instead of twice.
+            @tf.function
+            def single_step(iterator, num_steps):
+                return one_step(next(iterator))
+
+            return single_step
+
         @tf.function
         def train_steps(iterator, num_steps):
             logs = one_step(next(iterator))
