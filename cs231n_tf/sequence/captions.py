@@ -35,7 +35,6 @@ Spec strings of :func:`load_captions`:
 
 import dataclasses
 import glob
-import json
 import numbers
 import os
 import re
@@ -46,6 +45,7 @@ import tensorflow as tf
 
 from cs231n_tf import validation
 from cs231n_tf.data.pipeline import _channel_stats
+from cs231n_tf.data.coco import is_int, read_coco_json
 from cs231n_tf.data.shapes import BACKGROUND, COLOURS, SHAPES, shape_mask
 from cs231n_tf.data.sources import default_tfds_dir, read_image
 from cs231n_tf.errors import ConfigError, DataError, InputTypeError
@@ -346,35 +346,7 @@ def _image_size(image_size):
 
 
 def _read_coco_json(path):
-    if not os.path.exists(path):
-        raise DataError(f"COCO captions file {path!r} does not exist")
-    if not os.path.isfile(path):
-        raise DataError(f"COCO captions file {path!r} is not a file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"COCO captions file {path!r} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                        f"column {exc.colno}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"COCO captions file {path!r} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except OSError as exc:
-        raise DataError(f"cannot read COCO captions file {path!r}: {exc.strerror or exc}") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"COCO captions file {path!r} must hold a JSON object with 'images' and 'annotations', "
-                        f"got a {type(obj).__name__}")
-    missing = [k for k in ("images", "annotations") if k not in obj]
-    if missing:
-        raise DataError(f"COCO captions file {path!r} lacks key(s) {', '.join(map(repr, missing))}; "
-                        "it needs 'images' and 'annotations'")
-    for key in ("images", "annotations"):
-        if not isinstance(obj[key], list):
-            raise DataError(f"COCO captions file {path!r}: {key!r} must be a list, got {type(obj[key]).__name__}")
-    return obj
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+    return read_coco_json(path, "COCO captions file")
 
 
 def _coco_index(path, obj):
@@ -386,7 +358,7 @@ def _coco_index(path, obj):
         for key in ("id", "file_name"):
             if key not in entry:
                 raise DataError(f"{path}: images[{i}] lacks {key!r}; every image needs 'id' and 'file_name'")
-        if not _is_int(entry["id"]):
+        if not is_int(entry["id"]):
             raise DataError(f"{path}: images[{i}] has id {entry['id']!r}; image ids must be integers")
         if not isinstance(entry["file_name"], str) or not entry["file_name"]:
             raise DataError(f"{path}: images[{i}] has file_name {entry['file_name']!r}; it must be a non-empty string")
@@ -406,7 +378,7 @@ def _coco_index(path, obj):
                                 "and 'caption'")
         if not isinstance(ann["caption"], str):
             raise DataError(f"{path}: annotations[{i}] has caption {ann['caption']!r:.80}; captions must be strings")
-        if not _is_int(ann["image_id"]) or ann["image_id"] not in captions:
+        if not is_int(ann["image_id"]) or ann["image_id"] not in captions:
             raise DataError(f"{path}: annotations[{i}] refers to image_id {ann['image_id']!r}, which is not in "
                             "'images'")
         if not tokenize(ann["caption"]):
