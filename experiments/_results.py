@@ -12,7 +12,8 @@ import sys
 from cs231n_tf.fileio import atomic_write_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "RESULTS.md")
+# CS231N_TF_RESULTS sends the sections elsewhere (several experiments running at once, a draft).
+RESULTS = os.environ.get("CS231N_TF_RESULTS") or os.path.join(HERE, "RESULTS.md")
 
 
 def machine():

@@ -28,9 +28,11 @@ Spec strings of :func:`load_captions`:
   ``coco_captions:C:/coco/captions.json:C:/coco/train2014`` works; an annotation file whose name
   does not end in ``.json`` must not contain ``:``, and one whose path contains ``.json:`` before
   its real end cannot be named (rename it);
-- ``coco_captions``: the TensorFlow Datasets set. Only its presence is checked (nothing is
-  downloaded); reading it is not implemented yet, so both cases raise :class:`DataError` naming
-  the remedy.
+- ``coco_captions``: the TensorFlow Datasets set (COCO 2014 with Karpathy & Li's splits), read from
+  a prepared data directory; nothing is downloaded, and an absent set raises :class:`DataError`
+  naming the remedy. Its own splits are kept: ``train`` and ``restval`` train, ``val`` validates,
+  ``test`` tests (the split fractions do not apply). COCO images differ in size, so ``image_size``
+  is required; ``num_images`` reads only the first N images of each split.
 """
 
 import dataclasses
@@ -260,6 +262,7 @@ class CaptionSet:
     file_names: list = None
     source: str = ""
     objects: list = None
+    split_of: np.ndarray = None  # a fixed split per image ("train", "validation", "test"), or None
 
     def __iter__(self):
         return iter((self.images, self.captions))
@@ -434,7 +437,12 @@ def _tfds_coco_present(data_dir):
     return bool(glob.glob(os.path.join(glob.escape(data_dir), TFDS_COCO, "*", "*", "dataset_info.json")))
 
 
-def _tfds_coco(data_dir):
+# tfds split -> this package's split; restval is the rest of COCO's val2014, used for training as
+# Karpathy & Li did.
+TFDS_COCO_SPLITS = (("train", "train"), ("restval", "train"), ("val", "validation"), ("test", "test"))
+
+
+def _tfds_coco(data_dir, image_size, num_images):
     data_dir = data_dir or default_tfds_dir()
     if not _tfds_coco_present(data_dir):
         raise DataError(
@@ -442,10 +450,41 @@ def _tfds_coco(data_dir):
             f"`tfds build coco_captions --data_dir {data_dir}` on a machine with network access and copy "
             f"{os.path.join(data_dir, TFDS_COCO)} here (or point data_dir or TFDS_DATA_DIR at its parent), "
             "or use coco_captions:ANN.json:IMAGE_DIR with the COCO captions JSON and its image folder")
-    raise DataError(
-        f"tfds data set 'coco_captions' is present in {data_dir}, but reading it is not implemented yet; "
-        "use coco_captions:ANN.json:IMAGE_DIR with the COCO captions JSON (e.g. captions_train2014.json) "
-        "and its image folder")
+    if image_size is None:
+        raise ConfigError("the tfds 'coco_captions' images differ in size; give image_size (e.g. 224) to resize "
+                          "them all")
+    import tensorflow_datasets as tfds
+
+    size = list(image_size)
+    images, captions, ids, names, split_of = [], [], [], [], []
+    for tfds_split, split in TFDS_COCO_SPLITS:
+        expr = f"{tfds_split}[:{num_images}]" if num_images else tfds_split
+        try:
+            ds = tfds.load(TFDS_COCO, split=expr, data_dir=data_dir, download=False)
+        except (AssertionError, ValueError, KeyError) as exc:  # tfds: missing files, unknown split
+            raise DataError(f"cannot read tfds 'coco_captions' split {tfds_split!r} from {data_dir}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+        def resize(ex):
+            img = tf.image.resize(ex["image"], size)
+            return (tf.cast(tf.round(tf.clip_by_value(img, 0, 255)), tf.uint8), ex["captions"]["text"],
+                    ex["image/id"], ex["image/filename"])
+
+        for img, texts, image_id, name in tfds.as_numpy(ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)):
+            texts = [t.decode("utf-8") for t in texts]
+            name = name.decode("utf-8")
+            if not texts or not all(tokenize(t) for t in texts):
+                raise DataError(f"tfds 'coco_captions' image {name!r} (id {image_id}) has an empty caption or "
+                                "none at all")
+            images.append(img)
+            captions.append(texts)
+            ids.append(int(image_id))
+            names.append(name)
+            split_of.append(split)
+    if not images:
+        raise DataError(f"tfds data set 'coco_captions' in {data_dir} has no images")
+    return CaptionSet(np.stack(images), captions, np.asarray(ids, np.int64), names, f"tfds:{TFDS_COCO} ({data_dir})",
+                      split_of=np.asarray(split_of))
 
 
 def parse_coco_spec(spec):
@@ -650,13 +689,15 @@ def _load_set(spec, image_size, num_images, data_dir):
             raise ConfigError(f"the synthetic set's images are square; got image_size={image_size!r}")
         return synthetic_captions(num_images=num_images or DEFAULT_SYNTHETIC_IMAGES,
                                   image_size=size[0] if size else 64, seed=0)
+    if spec == TFDS_COCO:
+        if num_images is not None:
+            num_images = validation.positive_int("num_images", num_images)
+        return _tfds_coco(data_dir, _image_size(image_size), num_images)
     if num_images is not None:
-        raise ConfigError(f"num_images is for the synthetic set only, not {spec!r}")
+        raise ConfigError(f"num_images is for the synthetic and tfds sets only, not {spec!r}")
     if spec.startswith(COCO_PREFIX):
         ann, image_dir = parse_coco_spec(spec)
         return load_coco_captions(ann, image_dir, image_size=image_size)
-    if spec == TFDS_COCO:
-        _tfds_coco(data_dir)
     raise ConfigError(f"unknown caption data set {spec!r}; accepted: {', '.join(ACCEPTED_SPECS)}")
 
 
@@ -693,11 +734,14 @@ def load_captions(spec=SYNTHETIC, *, max_length=16, min_count=1, validation_frac
         raise ConfigError(f"validation_fraction + test_fraction must be < 1, got {sum(fractions.values())}")
     data = _load_set(spec, image_size, num_images, data_dir)
     n = len(data)
-    perm = np.random.default_rng(split_seed).permutation(n)
-    n_test = _split_count(fractions["test_fraction"], n)
-    n_val = min(_split_count(fractions["validation_fraction"], n), n - n_test)
-    indices = {"test": np.sort(perm[:n_test]), "validation": np.sort(perm[n_test:n_test + n_val]),
-               "train": np.sort(perm[n_test + n_val:])}
+    if data.split_of is not None:
+        indices = {name: np.flatnonzero(data.split_of == name) for name in SPLITS}
+    else:
+        perm = np.random.default_rng(split_seed).permutation(n)
+        n_test = _split_count(fractions["test_fraction"], n)
+        n_val = min(_split_count(fractions["validation_fraction"], n), n - n_test)
+        indices = {"test": np.sort(perm[:n_test]), "validation": np.sort(perm[n_test:n_test + n_val]),
+                   "train": np.sort(perm[n_test + n_val:])}
     if len(indices["train"]) == 0:
         raise DataError(f"data set {spec!r} has {n} image(s): none is left for training after the held-out splits")
     tokens = [[tokenize(c) for c in caps] for caps in data.captions]

@@ -299,8 +299,33 @@ def test_unknown_and_tfds_specs(tmp_path):
     info = tmp_path / "coco_captions" / "2014" / "1.1.0"
     info.mkdir(parents=True)
     (info / "dataset_info.json").write_text("{}")
-    with pytest.raises(DataError, match="is present in .* reading it is not implemented yet; use coco_captions:ANN"):
+    with pytest.raises(ConfigError, match="images differ in size; give image_size"):
         load_captions("coco_captions", data_dir=str(tmp_path))
+
+
+def test_tfds_coco_captions_keeps_karpathy_splits(tmp_path):
+    import tensorflow_datasets as tfds
+
+    info = tmp_path / "coco_captions" / "2014" / "1.1.0"
+    info.mkdir(parents=True)
+    (info / "dataset_info.json").write_text("{}")
+    with tfds.testing.mock_data(num_examples=4):
+        data = load_captions("coco_captions", data_dir=str(tmp_path), image_size=(12, 10), truncate=True,
+                             validation_fraction=0.5)
+        reference = {split: list(tfds.as_numpy(tfds.load("coco_captions", split=split, data_dir=str(tmp_path))))
+                     for split in ("train", "restval", "val", "test")}
+    # restval trains (Karpathy & Li); the fractions do not re-split a set that has its own splits
+    expected = {"train": reference["train"] + reference["restval"], "validation": reference["val"],
+                "test": reference["test"]}
+    for split, examples in expected.items():
+        got = data.splits[split]
+        assert got.images.shape == (len(examples), 12, 10, 3) and got.images.dtype == np.uint8
+        assert got.image_ids.tolist() == [int(ex["image/id"]) for ex in examples]
+        assert got.file_names == [ex["image/filename"].decode() for ex in examples]
+        assert got.captions == [[t.decode() for t in ex["captions"]["text"]] for ex in examples]
+        first = tf.image.resize(examples[0]["image"], (12, 10))
+        np.testing.assert_array_equal(got.images[0], np.round(np.clip(first.numpy(), 0, 255)).astype(np.uint8))
+    assert data.to_json()["source"].startswith("tfds:coco_captions")
 
 
 # --- splits, vocabulary and pipelines --------------------------------------------------------------
