@@ -91,5 +91,35 @@ def require_task(run_dir, expected):
     return found
 
 
+def read_task_config(run_dir, task, parse, what=None):
+    """``parse(config_json)`` for a run of ``task``: the one way tasks read their run's config.
+
+    ``parse`` builds whatever the task keeps (its config dataclass, a vocabulary, shapes) from the
+    ``config.json`` object; a run of another task, or a config missing what ``parse`` reads
+    (``KeyError``/``TypeError``/``ValueError``), raises :class:`RunDirError` naming the file.
+    """
+    obj = read_config(run_dir)
+    require_task(run_dir, task)
+    try:
+        return parse(obj)
+    except RunDirError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{os.path.join(run_dir, CONFIG_FILE)} is not a complete {what or task} config "
+                          f"({type(exc).__name__}: {exc})") from None
+
+
+def latest_checkpoint(run_dir, checkpoint=None):
+    """``checkpoint`` if given, else the run's newest checkpoint; none at all raises :class:`RunDirError`."""
+    if checkpoint is not None:
+        return checkpoint
+    import tensorflow as tf
+
+    found = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    if found is None:
+        raise RunDirError(f"{run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
+    return found
+
+
 def write_metrics(run_dir, metrics):
     atomic_write_json(os.path.join(run_dir, METRICS_FILE), metrics)

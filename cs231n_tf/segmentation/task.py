@@ -27,9 +27,9 @@ import tensorflow as tf
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
-from cs231n_tf.engine.state import CHECKPOINT_DIR, restore_checkpoint
+from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
-from cs231n_tf.errors import ConfigError, DataError, RunDirError
+from cs231n_tf.errors import ConfigError, DataError
 from cs231n_tf.segmentation import data as segdata
 from cs231n_tf.segmentation.augment import augment_pair, parse_augment
 from cs231n_tf.segmentation.layers import UPSAMPLING
@@ -346,24 +346,14 @@ class SegmentationServing(tf.Module):
 
 def load_run_config(run_dir):
     """``(SegmentationConfig, class names)`` of a segmentation run; other runs raise :class:`RunDirError`."""
-    obj = rundir.read_config(run_dir)
-    rundir.require_task(run_dir, NAME)
-    try:
-        return SegmentationConfig.from_json(obj["config"]), tuple(obj["class_names"])
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, RunDirError):
-            raise
-        raise RunDirError(f"{os.path.join(run_dir, rundir.CONFIG_FILE)} is not a complete segmentation config "
-                          f"({type(exc).__name__}: {exc})") from None
+    return rundir.read_task_config(
+        run_dir, NAME, lambda obj: (SegmentationConfig.from_json(obj["config"]), tuple(obj["class_names"])))
 
 
 def load_model(run_dir, checkpoint=None):
     """``(model, config, class names)`` of a run at ``checkpoint`` (default: the latest), in float32."""
     config, names = load_run_config(run_dir)
-    if checkpoint is None:
-        checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-        if checkpoint is None:
-            raise RunDirError(f"{run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
+    checkpoint = rundir.latest_checkpoint(run_dir, checkpoint)
     model = build_model(config, len(names))
     restore_checkpoint(tf.train.Checkpoint(model=model), checkpoint, partial=True)
     return model, config, names

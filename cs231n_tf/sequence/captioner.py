@@ -43,9 +43,9 @@ import tensorflow as tf
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
-from cs231n_tf.engine.state import CHECKPOINT_DIR, restore_checkpoint
+from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
-from cs231n_tf.errors import ConfigError, DataError, RunDirError
+from cs231n_tf.errors import ConfigError, DataError
 from cs231n_tf.sequence import decoding
 from cs231n_tf.sequence.bleu import corpus_bleu
 from cs231n_tf.sequence.captions import END, NULL, START, UNK, Vocabulary, load_captions
@@ -584,29 +584,19 @@ class CaptionRun:
 
 def load_run_config(run_dir):
     """``(CaptionConfig, Vocabulary, data info)`` of a caption run; other runs raise :class:`RunDirError`."""
-    obj = rundir.read_config(run_dir)
-    rundir.require_task(run_dir, NAME)
-    try:
-        config = CaptionConfig.from_json(obj["config"])
+    def parse(obj):
         info = obj["data"]
-        vocab = Vocabulary.from_json(info["vocab"])
         for key in ("image_shape", "mean", "std", "max_length"):
             info[key]
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, RunDirError):
-            raise
-        raise RunDirError(f"{os.path.join(run_dir, rundir.CONFIG_FILE)} is not a complete caption config "
-                          f"({type(exc).__name__}: {exc})") from None
-    return config, vocab, info
+        return CaptionConfig.from_json(obj["config"]), Vocabulary.from_json(info["vocab"]), info
+
+    return rundir.read_task_config(run_dir, NAME, parse, "caption")
 
 
 def load_run(run_dir, checkpoint=None):
     """The :class:`CaptionRun` of ``run_dir`` at ``checkpoint`` (default: the latest), in float32."""
     config, vocab, info = load_run_config(run_dir)
-    if checkpoint is None:
-        checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-        if checkpoint is None:
-            raise RunDirError(f"{run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
+    checkpoint = rundir.latest_checkpoint(run_dir, checkpoint)
     # The pretrained weights are in the checkpoint: do not convert them again.
     model = Captioner(dataclasses.replace(config, encoder_weights=None, mixed_precision=None), len(vocab),
                       info["image_shape"], info["mean"], info["std"]).build_all()

@@ -46,9 +46,9 @@ import tensorflow as tf
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
-from cs231n_tf.engine.state import CHECKPOINT_DIR, restore_checkpoint
+from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
-from cs231n_tf.errors import ConfigError, DataError, RunDirError
+from cs231n_tf.errors import ConfigError, DataError
 from cs231n_tf.sequence.text import CharVocab, load_text, split_text, tbptt_chunks, text_digest
 from cs231n_tf.train.config import _flag
 
@@ -433,27 +433,15 @@ class CharRNNSampler(tf.Module):
 
 def load_run_config(run_dir):
     """``(CharRNNConfig, CharVocab, text sha256)`` of a char-rnn run; other runs raise :class:`RunDirError`."""
-    obj = rundir.read_config(run_dir)
-    rundir.require_task(run_dir, NAME)
-    try:
-        config = CharRNNConfig.from_json(obj["config"])
-        vocab = CharVocab(obj["vocab"])
-        digest = obj["text"]["sha256"]
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, RunDirError):
-            raise
-        raise RunDirError(f"{os.path.join(run_dir, rundir.CONFIG_FILE)} is not a complete char-rnn config "
-                          f"({type(exc).__name__}: {exc})") from None
-    return config, vocab, digest
+    return rundir.read_task_config(
+        run_dir, NAME, lambda obj: (CharRNNConfig.from_json(obj["config"]), CharVocab(obj["vocab"]),
+                                    obj["text"]["sha256"]), "char-rnn")
 
 
 def load_sampler(run_dir, checkpoint=None):
     """A :class:`CharRNNSampler` of the run's model at ``checkpoint`` (default: the latest)."""
     config, vocab, _ = load_run_config(run_dir)
-    if checkpoint is None:
-        checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-        if checkpoint is None:
-            raise RunDirError(f"{run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
+    checkpoint = rundir.latest_checkpoint(run_dir, checkpoint)
     model = build_model(config, len(vocab))
     restore_checkpoint(tf.train.Checkpoint(model=model), checkpoint, partial=True)
     return CharRNNSampler(model, vocab)
