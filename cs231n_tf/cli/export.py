@@ -18,9 +18,16 @@ def add_arguments(p):
 
 
 def run(args):
+    from cs231n_tf.cli.main import forward_run
     from cs231n_tf.export import export_pretrained, export_run
 
     if args.run is not None:
+        flags = [f"--{name}={value}" for name, value, default in (
+            ("format", args.format, "saved_model"), ("quantize", args.quantize, "none"), ("out", args.out, None),
+            ("checkpoint", args.checkpoint, None)) if value != default]
+        code = forward_run(args.run, "export", flags)
+        if code is not None:
+            return code
         r = export_run(args.run, format=args.format, quantize=args.quantize, out=args.out, checkpoint=args.checkpoint)
         quality = f"accuracy {r['accuracy']:.4f} (Keras {r['keras_accuracy']:.4f})"
     else:

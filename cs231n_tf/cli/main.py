@@ -38,6 +38,46 @@ COMMANDS = {
     "attack": ("cs231n_tf.cli.attack", "adversarial robustness (FGSM/PGD) of a run or efficientnet_lite0: table, curve, examples"),
 }
 
+# A run's task (config.json "task") -> the command family whose verbs open it; the generic
+# `evaluate --run` and `export --run` hand such runs to that family's verb of the same name.
+TASK_COMMANDS = {
+    "caption": "caption",
+    "segmentation": "segment",
+    "charrnn": "charrnn",
+    "gan": "generate",
+    "rl_dqn": "rl",
+}
+
+
+def forward_run(run_dir, verb, argv):
+    """Run ``cs231n-tf FAMILY VERB --run RUN ARGV`` for a non-classification run; None for classification.
+
+    Returns the exit code. A task whose family has no such verb is a one-line usage error that
+    names the verbs it does have.
+    """
+    from cs231n_tf.engine import rundir
+
+    task = rundir.task_name(run_dir)
+    if task == "classification":
+        return None
+    family = TASK_COMMANDS.get(task)
+    if family is None:
+        raise UsageError(f"{PROG} {verb}: no command opens {task!r} runs")
+    verbs = _verbs(family)
+    if verb not in verbs:
+        raise UsageError(f"{PROG} {verb}: a {task!r} run has no {verb}; its command is `{PROG} {family}` "
+                         f"({'|'.join(verbs)})")
+    return main([family, verb, "--run", run_dir, *argv])
+
+
+def _verbs(family):
+    import argparse
+
+    parser = Parser(prog=f"{PROG} {family}")
+    command_module(family).add_arguments(parser)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
 
 @contextlib.contextmanager
 def _quiet_stderr():

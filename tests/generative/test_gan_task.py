@@ -165,6 +165,13 @@ def test_cli_train_sample_and_one_line_errors(tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("cs231n-tf generate"), err
+    # The generic evaluate/export read the run's task and say which family opens it.
+    assert cli.main(["evaluate", "--run", str(other)]) == 2
+    assert capsys.readouterr().err.strip() == ("cs231n-tf evaluate: a 'charrnn' run has no evaluate; its command is "
+                                               "`cs231n-tf charrnn` (train|sample|export)")
+    (other / "config.json").write_text('{"task": "nonsense"}')
+    assert cli.main(["export", "--run", str(other)]) == 2
+    assert capsys.readouterr().err.strip() == "cs231n-tf export: no command opens 'nonsense' runs"
 
 
 def test_frechet_distance_in_metrics(tmp_path, small):

@@ -92,6 +92,11 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.load(open(os.path.join(run, "evaluation.json")))
     assert printed["examples"] == 6 and set(printed) >= {"mean_iou", "per_class_iou", "pixel_accuracy"}
+    # The generic command reads the run's task and hands it to `segment evaluate`, flags included.
+    assert cli.main(["evaluate", "--run", run, "--dataset", f"masks:{h_images}:{h_masks}"]) == 0
+    assert json.loads(capsys.readouterr().out) == printed
+    err = one_line_error(capsys, ["evaluate", "--run", run, "--split", "validation", "--checkpoint", "nowhere"])
+    assert err.startswith("cs231n-tf segment:")
     from cs231n_tf.segmentation.task import load_model, predict_labels
 
     model, _, _ = load_model(run)
