@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cs231n_tf import cli
@@ -82,6 +83,23 @@ def test_evaluate_prints_json(capsys, run_dir):
     result = json.loads(capsys.readouterr().out)
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_evaluate_a_whole_data_set_weighs_the_splits(capsys, run_dir, tmp_path):
+    splits = {}
+    for split in ("train", "validation", "test"):
+        assert cli.main(["evaluate", "--run", run_dir, "--split", split]) == 0
+        splits[split] = json.loads(capsys.readouterr().out)
+    # The run's own data set named as a held-out set: every example once, with the run's normalisation.
+    assert cli.main(["evaluate", "--run", run_dir, "--dataset", "digits"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert whole["examples"] == 1797 == sum(r["examples"] for r in splits.values())
+    assert whole["accuracy"] == pytest.approx(sum(r["accuracy"] * r["examples"] for r in splits.values()) / 1797)
+    assert whole["loss"] == pytest.approx(sum(r["loss"] * r["examples"] for r in splits.values()) / 1797, rel=1e-5)
+    zeros = dict(x_train=np.zeros((4, 8, 8, 3), np.uint8), y_train=np.zeros(4, np.int64))
+    np.savez(tmp_path / "other.npz", **zeros, x_test=zeros["x_train"], y_test=zeros["y_train"])
+    assert cli.main(["evaluate", "--run", run_dir, "--dataset", f"npz:{tmp_path / 'other.npz'}"]) == 2
+    assert "has images of shape (8, 8, 3), but the run was trained on (8, 8, 1)" in capsys.readouterr().err
 
 
 def test_export_default_location_is_saved_models_run_name(tmp_path, monkeypatch, capsys, run_dir):

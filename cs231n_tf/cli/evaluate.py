@@ -8,15 +8,14 @@ def add_arguments(p):
     p.add_argument("--run", required=True, help="run directory written by `train`")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="split to evaluate")
     p.add_argument("--checkpoint", help="checkpoint path (default: the latest)")
-    p.add_argument("--dataset", metavar="SPEC", help="score all of this data set (runs of tasks whose evaluate "
-                   "takes --dataset: caption, segment, ...)")
+    p.add_argument("--dataset", metavar="SPEC", help="score all of this data set (same format and classes as "
+                   "the run's) instead of a split")
 
 
 def run(args):
     import json
 
     from cs231n_tf.cli.main import forward_run
-    from cs231n_tf.errors import ConfigError
     from cs231n_tf.train.evaluate import evaluate_run
 
     flags = [f"--{name}={value}" for name, value, default in (
@@ -25,8 +24,6 @@ def run(args):
     code = forward_run(args.run, "evaluate", flags)
     if code is not None:
         return code
-    if args.dataset:
-        raise ConfigError("--dataset is not available for classification runs yet; evaluate a split of the run's "
-                          "own data set")
-    print(json.dumps(evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint), indent=2))
+    print(json.dumps(evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, dataset=args.dataset),
+                     indent=2))
     return 0

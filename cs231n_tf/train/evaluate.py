@@ -10,7 +10,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from cs231n_tf.errors import RunDirError
+from cs231n_tf.errors import DataError, RunDirError
 from cs231n_tf.train import config as config_lib
 from cs231n_tf.engine.state import CHECKPOINT_DIR, restore_checkpoint
 from cs231n_tf.tasks.classification import build_model
@@ -58,11 +58,40 @@ def predict_logits(model, dataset):
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate_run(run_dir, split="test", checkpoint=None):
-    """Loss and accuracy of a run's model on ``split``; returns a dict."""
+def evaluate_run(run_dir, split="test", checkpoint=None, dataset=None, data_dir=None):
+    """Loss and accuracy of a run's model on ``split``, or on all of another data set; returns a dict.
+
+    ``dataset`` (any spec the run's own data could have been, e.g. ``folder:HELD_OUT``) is scored
+    whole (its train and test parts) with the run's own normalisation; its images must have the
+    run's shape (``folder:`` images are resized to it) and its labels the run's classes.
+    """
     run = load_run(run_dir, checkpoint)
-    data = run.load_data()
-    logits, labels = predict_logits(run.model, data.split(split))
+    if dataset is None:
+        data = run.load_data()
+        logits, labels = predict_logits(run.model, data.split(split))
+        where = {"split": split}
+    else:
+        x, labels = _held_out(run, dataset, data_dir)
+        logits, _ = predict_logits(run.model, tf.data.Dataset.from_tensor_slices((x, labels)).batch(256))
+        where = {"dataset": dataset}
     loss = tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True).numpy().mean()
-    return {"run_dir": run.run_dir, "checkpoint": run.checkpoint, "split": split, "examples": int(len(labels)),
+    return {"run_dir": run.run_dir, "checkpoint": run.checkpoint, **where, "examples": int(len(labels)),
             "loss": float(loss), "accuracy": float((logits.argmax(-1) == labels).mean())}
+
+
+def _held_out(run, spec, data_dir):
+    from cs231n_tf.data import sources
+
+    info = run.run_config["data"]
+    shape = tuple(info["image_shape"])
+    raw = sources.load_raw(spec, data_dir=data_dir or run.config.data_dir, image_size=shape[:2])
+    parts = [(raw.x_train, raw.y_train)] + ([(raw.x_test, raw.y_test)] if raw.x_test is not None else [])
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    if x.shape[1:] != shape:
+        raise DataError(f"data set {spec!r} has images of shape {x.shape[1:]}, but the run was trained on {shape}")
+    if len(raw.class_names) != int(info["num_classes"]) or y.max(initial=0) >= int(info["num_classes"]):
+        raise DataError(f"data set {spec!r} has {len(raw.class_names)} classes, but the run has "
+                        f"{info['num_classes']}")
+    mean, std = np.asarray(info["mean"], np.float32), np.asarray(info["std"], np.float32)
+    return ((x.astype(np.float32) / float(raw.pixel_max) - mean) / std).astype(np.float32), y
