@@ -5,6 +5,8 @@ returns its share, and the shares sum to the mean over the whole batch, so gradi
 on 1 or N replicas. Regularisation is divided by the replica count for the same reason.
 """
 
+import contextlib
+
 import tensorflow as tf
 
 LossScaleOptimizer = tf.keras.mixed_precision.LossScaleOptimizer
@@ -74,3 +76,19 @@ class StepContext:
             grads = list(gradient_transform(grads))
         optimizer.apply_gradients(zip(grads, variables))
         return grads
+
+
+@contextlib.contextmanager
+def precision(policy):
+    """Build models under the Keras mixed-precision ``policy`` (a name, or None for the current one).
+
+    The global policy is restored afterwards, so building one task's models never changes how the
+    next model in the process is built.
+    """
+    previous = tf.keras.mixed_precision.global_policy()
+    if policy:
+        tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
+from cs231n_tf.engine.context import precision
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
@@ -138,18 +139,13 @@ def model_options(config):
 
 def build_model(config, num_classes, mixed_precision=None):
     """The run's network for ``config`` (under ``mixed_precision``, restoring the global policy after)."""
-    previous = tf.keras.mixed_precision.global_policy()
-    if mixed_precision:
-        tf.keras.mixed_precision.set_global_policy(mixed_precision)
-    try:
+    with precision(mixed_precision):
         if config.encoder:
             return encoder_unet((config.image_size, config.image_size, 3), num_classes, config.encoder,
                                 weights=config.encoder_weights, upsampling=config.upsampling,
                                 skips=config.architecture == "unet", filters=config.filters)
         return build_segmenter(config.architecture, (config.image_size, config.image_size, 3), num_classes,
                                **model_options(config))
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def load_splits(config):

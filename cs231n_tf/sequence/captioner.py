@@ -42,13 +42,14 @@ import tensorflow as tf
 
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
+from cs231n_tf.engine.context import precision
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError, DataError
 from cs231n_tf.sequence import decoding
 from cs231n_tf.sequence.bleu import corpus_bleu
-from cs231n_tf.sequence.captions import END, NULL, START, UNK, Vocabulary, load_captions
+from cs231n_tf.sequence.captions import END, NULL, START, Vocabulary, load_captions
 from cs231n_tf.train.config import _flag
 
 NAME = "caption"
@@ -416,14 +417,9 @@ class CaptionTask(Task):
 
     def build(self, ctx):
         c = self.config
-        previous = tf.keras.mixed_precision.global_policy()
-        if c.mixed_precision:
-            tf.keras.mixed_precision.set_global_policy(c.mixed_precision)
-        try:
+        with precision(c.mixed_precision):
             self.model = Captioner(c, len(self.vocab), self.data.image_shape, self.data.mean, self.data.std)
             self.model.build_all()
-        finally:
-            tf.keras.mixed_precision.set_global_policy(previous)
         self.optimizer = ctx.optimizer(tf.keras.optimizers.Adam(c.lr))
         self.optimizer.build(self.model.trainable_variables)
         self.train_loss = tf.keras.metrics.Mean("loss")

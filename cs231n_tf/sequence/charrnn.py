@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
+from cs231n_tf.engine.context import precision
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
@@ -144,10 +145,7 @@ def build_model(config, vocab_size, mixed_precision=None):
 
     Built under ``mixed_precision`` (a policy name or ``None``), restoring the global policy after.
     """
-    previous = tf.keras.mixed_precision.global_policy()
-    if mixed_precision:
-        tf.keras.mixed_precision.set_global_policy(mixed_precision)
-    try:
+    with precision(mixed_precision):
         layers = tf.keras.layers
         ids = tf.keras.Input((None,), dtype="int32", name="ids")
         x = layers.Embedding(vocab_size, config.embedding, name="embedding")(ids)
@@ -172,8 +170,6 @@ def build_model(config, vocab_size, mixed_precision=None):
         # float32 logits (the mixed-precision guide's float32 output layer): losses never see float16.
         logits = layers.Dense(vocab_size, dtype="float32", name="logits")(x)
         return tf.keras.Model([ids] + state_inputs, [logits] + state_outputs, name=f"char_{config.cell}")
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 class CarriedState(tf.keras.layers.Layer):
@@ -320,10 +316,8 @@ class CharRNNTask(Task):
         with tf.GradientTape() as tape:
             per_char, states = self._forward(x, y, first, "train", training=True)
             loss = ctx.mean(per_char)  # nats per character
-        clip = None
-        if self.config.clip_norm is not None:
-            def clip(grads):
-                return tf.clip_by_global_norm(grads, self.config.clip_norm)[0]
+        clip_norm = self.config.clip_norm
+        clip = None if clip_norm is None else (lambda grads: tf.clip_by_global_norm(grads, clip_norm)[0])
         ctx.minimize(tape, loss, variables, self.optimizer, gradient_transform=clip)
         self.carry.write("train", states)
         self.train_loss.update_state(per_char)
