@@ -35,6 +35,8 @@ COMMANDS = {
     "rl": ("cs231n_tf.cli.rl", "reinforcement learning on gymnasium: plan an MDP, train a DQN, evaluate a run"),
     "segment": ("cs231n_tf.cli.segment", "semantic segmentation: FCN/U-Net with every upsampling; train, evaluate (mIoU), predict, export"),
     "generate": ("cs231n_tf.cli.generate", "GANs (course GAN, LSGAN, DCGAN, WGAN-GP): train on digits, sample a PNG grid from a run"),
+    "viz": ("cs231n_tf.cli.viz", "visualize a classifier: filters, activations, saliency, Grad-CAM, occlusion, class viz, fooling, DeepDream, inversion, t-SNE"),
+    "style": ("cs231n_tf.cli.style", "style transfer: optimisation (Adam/L-BFGS), train a fast feed-forward stylizer, apply it"),
     "attack": ("cs231n_tf.cli.attack", "adversarial robustness (FGSM/PGD) of a run or efficientnet_lite0: table, curve, examples"),
 }
 
