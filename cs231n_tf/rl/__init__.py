@@ -12,6 +12,10 @@
   :class:`~cs231n_tf.rl.dqn.DQNConfig`, :func:`~cs231n_tf.rl.dqn.train`,
   :func:`~cs231n_tf.rl.dqn.evaluate_run`; ``qnetworks.py`` (MLP and Nature Q-networks), ``replay.py``
   (the replay buffer) and ``envstate.py`` (environment state for checkpoints) beside it.
+- ``policy_gradient.py``: :func:`~cs231n_tf.rl.policy_gradient.reward_to_go` (REINFORCE),
+  :func:`~cs231n_tf.rl.policy_gradient.n_step_returns` (A2C, cut off at terminal steps) and
+  :func:`~cs231n_tf.rl.policy_gradient.actor_critic_losses`; ``policies.py``:
+  :class:`~cs231n_tf.rl.policies.ActorCritic`, policy and value MLPs with the compiled update.
 
 The planning side imports no TensorFlow, so only the deep-learning modules above are imported from
 their own modules (``from cs231n_tf.rl.dqn import train``).
