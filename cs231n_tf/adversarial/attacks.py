@@ -144,6 +144,29 @@ def _project(eta, eps, norm, axes):
     return eta * tf.minimum(1.0, eps / l2)
 
 
+def fgsm_graph(logits_fn, x, y, eps, targeted=False, clip_min=0.0, clip_max=1.0):
+    """FGSM on tensors inside any ``tf.function`` (the body of :func:`fgsm` and of adversarial training).
+
+    ``logits_fn``: pixel-unit images -> float32 logits; ``x`` float32 images, ``y`` int labels (N,).
+    """
+    return tf.clip_by_value(x + eps * tf.sign(_loss_grad(logits_fn, x, y, targeted)), clip_min, clip_max)
+
+
+def pgd_graph(logits_fn, x, y, eps, step_size, steps, norm="inf", start=None, targeted=False, clip_min=0.0,
+              clip_max=1.0):
+    """PGD on tensors inside any ``tf.function`` (the body of :func:`pgd` and of adversarial training).
+
+    ``start``: the initial perturbation (e.g. :func:`random_ball`), or ``None`` to begin at ``x`` (BIM).
+    """
+    axes = _axes(x)
+    adv = x if start is None else tf.clip_by_value(x + start, clip_min, clip_max)
+    for _ in tf.range(steps):
+        adv = tf.clip_by_value(adv + step_size * _step(_loss_grad(logits_fn, adv, y, targeted), norm, axes),
+                               clip_min, clip_max)
+        adv = tf.clip_by_value(x + _project(adv - x, eps, norm, axes), clip_min, clip_max)
+    return adv
+
+
 def fgsm(model, x, y, eps, targeted=False, clip_min=0.0, clip_max=1.0):
     """Fast gradient sign method: ``clip(x + eps * sign(grad_x CE(logits(x), y)))``, shape of ``x``.
 
@@ -155,22 +178,27 @@ def fgsm(model, x, y, eps, targeted=False, clip_min=0.0, clip_max=1.0):
     def make(logits_fn):
         @tf.function
         def run(x, y, eps):
-            return tf.clip_by_value(x + eps * tf.sign(_loss_grad(logits_fn, x, y, targeted)), clip_min, clip_max)
+            return fgsm_graph(logits_fn, x, y, eps, targeted, clip_min, clip_max)
         return run
 
     run = _compiled(model, logits_fn, ("fgsm", bool(targeted), float(clip_min), float(clip_max)), make)
     return run(x, y, tf.constant(eps)).numpy()
 
 
-def _random_start(shape, eps, norm, seed):
-    # Uniform in the L-inf ball; for L2, uniform in the L2 ball (direction from a Gaussian, radius
-    # eps * u^(1/d)), the distribution cleverhans's random_lp_vector draws from.
+def random_ball(shape, eps, norm, seed):
+    """A random point of the ``norm`` ball of radius ``eps`` per example, shape ``shape = [N, ...]``.
+
+    Uniform in the L-inf ball; for L2, uniform in the L2 ball (direction from a Gaussian, radius
+    ``eps * u^(1/d)``), the distribution cleverhans's ``random_lp_vector`` draws from. Stateless: the
+    same integer ``seed`` (a scalar tensor) gives the same draw. ``shape[0]`` may be a tensor.
+    """
     if norm == "inf":
         return tf.random.stateless_uniform(shape, tf.stack([seed, 0]), -eps, eps)
+    rank = len(shape)
     d = int(np.prod(shape[1:]))
     g = tf.random.stateless_normal(shape, tf.stack([seed, 1]))
-    g /= tf.norm(tf.reshape(g, [shape[0], -1]), axis=1)[(...,) + (None,) * (len(shape) - 1)]
-    r = tf.random.stateless_uniform([shape[0]] + [1] * (len(shape) - 1), tf.stack([seed, 2])) ** (1.0 / d)
+    g /= tf.norm(tf.reshape(g, [shape[0], -1]), axis=1)[(...,) + (None,) * (rank - 1)]
+    r = tf.random.stateless_uniform([shape[0]] + [1] * (rank - 1), tf.stack([seed, 2])) ** (1.0 / d)
     return eps * r * g
 
 
@@ -195,19 +223,12 @@ def pgd(model, x, y, eps, step_size, steps, norm="inf", random_start=True, seed=
     norm, steps, step_size = _check_iterative(norm, steps, step_size)
     logits_fn = as_logits_fn(model, x=x)
     x, y, eps = _check_common(x, y, eps, clip_min, clip_max, logits_fn)
-    axes = _axes(x)
 
     def make(logits_fn):
         @tf.function
         def run(x, y, eps, step_size, steps, seed):
-            adv = x
-            if random_start:
-                adv = tf.clip_by_value(x + _random_start(x.shape, eps, norm, seed), clip_min, clip_max)
-            for _ in tf.range(steps):
-                adv = tf.clip_by_value(adv + step_size * _step(_loss_grad(logits_fn, adv, y, targeted), norm, axes),
-                                       clip_min, clip_max)
-                adv = tf.clip_by_value(x + _project(adv - x, eps, norm, axes), clip_min, clip_max)
-            return adv
+            start = random_ball(x.shape.as_list(), eps, norm, seed) if random_start else None
+            return pgd_graph(logits_fn, x, y, eps, step_size, steps, norm, start, targeted, clip_min, clip_max)
         return run
 
     run = _compiled(model, logits_fn, ("pgd", norm, random_start, bool(targeted), float(clip_min), float(clip_max)),

@@ -126,7 +126,8 @@ class ClassificationTask(Task):
     ``model`` / ``optimizer``: use these instead of building from the config (``optimizer`` may be
     a callable ``steps_per_epoch -> optimizer``). ``loss_fn(logits, labels, x)``: per-example loss
     replacing the cross-entropy. ``gradient_masks``: ``{variable.ref(): 0/1 mask}`` multiplied into
-    the gradients (sparse training).
+    the gradients (sparse training). ``config.adversarial``: FGSM/PGD adversarial training
+    (:mod:`cs231n_tf.adversarial.training`), the examples made inside the compiled step.
     """
 
     name = "classification"
@@ -169,6 +170,11 @@ class ClassificationTask(Task):
         self.gradient_masks = gradient_masks
         self.augmenter = None
         self.model = self.optimizer = self.lr_schedule = None
+        self.adversarial = None
+        if config.adversarial is not None:
+            from cs231n_tf.adversarial.training import AdversarialTraining
+
+            self.adversarial = AdversarialTraining.from_config(config)
 
     # ---- data ---------------------------------------------------------------------------------
 
@@ -253,6 +259,13 @@ class ClassificationTask(Task):
         self.accuracy_metric = tf.keras.metrics.SparseCategoricalAccuracy("accuracy")
         self.eval_loss = tf.keras.metrics.Mean("loss")
         self.eval_accuracy = tf.keras.metrics.SparseCategoricalAccuracy("accuracy")
+        if self.adversarial is not None:
+            self.adv_accuracy_metric = tf.keras.metrics.SparseCategoricalAccuracy("adv_accuracy")
+            # The attack works in pixel units: undo the pipeline's normalisation (none for given data).
+            normalized = self.data is not None and self.data.normalize
+            info = self.data.info if normalized else None
+            self._unit_stats = tuple(tf.constant(np.asarray(v, np.float32)) for v in
+                                     ((info.mean, info.std) if normalized else (0.0, 1.0)))
 
     def models(self):
         return {"model": self.model}
@@ -261,7 +274,8 @@ class ClassificationTask(Task):
         return {"optimizer": self.optimizer}
 
     def metrics(self):
-        return [self.loss_metric, self.accuracy_metric]
+        extra = [self.adv_accuracy_metric] if self.adversarial is not None else []
+        return [self.loss_metric, self.accuracy_metric] + extra
 
     def eval_metrics(self):
         return [self.eval_loss, self.eval_accuracy]
@@ -277,12 +291,43 @@ class ClassificationTask(Task):
         return regularizers.regularization_loss(self.model, self._decayed, config.penalty, config.weight_decay,
                                                 config.l1_ratio)
 
+    def _adversarial_inputs(self, x, y, ctx):
+        adv = self.adversarial
+        step = tf.zeros([], tf.int64) if ctx.step is None else tf.cast(ctx.step, tf.int64)
+        seed = step + tf.constant(self.config.seed, tf.int64) * (1 << 32)
+        x_adv = adv.examples(self.model, x, y, *self._unit_stats, seed, ctx.num_replicas)
+        clean_logits = None
+        if adv.ratio == 1.0:  # only the adversarial examples are trained on; clean accuracy still reported
+            clean_logits = tf.cast(self.model(x, training=False), tf.float32)
+        return x_adv, clean_logits
+
+    def _adversarial_loss(self, x, x_adv, y, clean_logits):
+        from cs231n_tf.adversarial.training import mixed_loss
+
+        ratio = self.adversarial.ratio
+        if clean_logits is None:  # one forward pass over clean and adversarial examples together
+            n = tf.shape(x)[0]
+            both = tf.cast(self.model(tf.concat([x, x_adv], 0), training=True), tf.float32)
+            clean_logits, adv_logits = both[:n], both[n:]
+            clean_loss = self.per_example_loss(clean_logits, y, x)
+        else:
+            adv_logits = tf.cast(self.model(x_adv, training=True), tf.float32)
+            clean_loss = None
+        per_example = mixed_loss(clean_loss, self.per_example_loss(adv_logits, y, x_adv), ratio)
+        self.adv_accuracy_metric.update_state(y, adv_logits)
+        return clean_logits, per_example
+
     def train_step(self, batch, ctx):
         x, y = batch
         model = self.model
+        if self.adversarial is not None:
+            x_adv, clean_logits = self._adversarial_inputs(x, y, ctx)
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(x, training=True), tf.float32)
-            per_example = self.per_example_loss(logits, y, x)
+            if self.adversarial is None:
+                logits = tf.cast(model(x, training=True), tf.float32)
+                per_example = self.per_example_loss(logits, y, x)
+            else:
+                logits, per_example = self._adversarial_loss(x, x_adv, y, clean_logits)
             reg = self.regularization()
             # Given data sets may end on a smaller batch: average over the batch actually seen.
             batch_size = None if self.train_data is None else tf.shape(y)[0] * ctx.num_replicas

@@ -13,6 +13,7 @@ PENALTIES = ("l2", "l1", "elastic")
 PREPROCESSING = ("channel", "mean_image", "model")
 MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+ADVERSARIAL = (None, "fgsm", "pgd")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 
@@ -61,6 +62,11 @@ class TrainConfig:
     ``frozen_layers``: names of the model's layers kept frozen (not trainable; BatchNormalization
     in inference mode). A fine-tuned run records its frozen layers here, so resuming it trains what
     the fine-tuning trained.
+
+    Adversarial training (:mod:`cs231n_tf.adversarial.training`): ``adversarial`` is ``fgsm`` or
+    ``pgd`` (``None``: off); the loss is ``(1 - adv_ratio) * clean + adv_ratio * adversarial`` with
+    examples in the L-inf ball of radius ``adv_eps`` (pixel units of [0, 1]); PGD takes ``adv_steps``
+    steps of ``adv_step_size`` from a random start.
     """
 
     model: str = _flag("small_convnet", "model name from `cs231n-tf models`", group="model and data")
@@ -121,6 +127,16 @@ class TrainConfig:
     image_size: list = _flag(None, "resize folder: images to S or H,W pixels", kind="image_size",
                              metavar="S|H,W", group="model and data")
     frozen_layers: list = _flag(None, "layers kept frozen (recorded by finetune)", flag=None)
+    adversarial: str = _flag(None, "adversarial training: FGSM (Goodfellow et al.) or PGD (Madry et al.) examples "
+                             "made inside the train step", choices=ADVERSARIAL, group="adversarial training")
+    adv_eps: float = _flag(0.1, "adversarial training: L-inf radius in pixel units of [0, 1]", kind="positive_float",
+                           group="adversarial training")
+    adv_ratio: float = _flag(0.5, "adversarial training: weight r of the adversarial loss, (1-r) on the clean loss",
+                             kind="unit_float", group="adversarial training")
+    adv_steps: int = _flag(7, "adversarial training with pgd: attack iterations per step", kind="positive_int",
+                           group="adversarial training")
+    adv_step_size: float = _flag(None, "adversarial training with pgd: step size (unset: 2.5*eps/steps)",
+                                 kind="positive_float", group="adversarial training")
 
     def validate(self):
         from cs231n_tf.validation import positive_int
@@ -173,6 +189,10 @@ class TrainConfig:
                 not isinstance(self.image_size, (list, tuple)) or len(self.image_size) != 2
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in self.image_size)):
             raise ConfigError(f"image_size must be [height, width] of positive ints, got {self.image_size!r}")
+        if self.adversarial is not None:
+            from cs231n_tf.adversarial.training import AdversarialTraining
+
+            AdversarialTraining.from_config(self)
         return self
 
     def _validate_schedule(self):
