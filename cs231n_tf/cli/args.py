@@ -136,6 +136,20 @@ def model_option(text):
     return key, value
 
 
+def method_eps(text, choices):
+    """``METHOD[:EPS]`` (``fgsm:0.25``): the method, one of ``choices``, and an optional positive number."""
+    method, sep, eps = text.partition(":")
+    accepted = ["none" if c is None else c for c in choices]
+    if method not in accepted:
+        raise argparse.ArgumentTypeError(f"invalid choice {method!r} (choose from {', '.join(accepted)}, "
+                                         f"optionally followed by :EPS)")
+    if not sep:
+        return method, None
+    if method == "none":
+        raise argparse.ArgumentTypeError(f"'none' takes no :EPS, got {text!r}")
+    return method, positive_float(eps)
+
+
 KINDS = {"positive_int": positive_int, "non_negative_int": non_negative_int, "positive_float": positive_float,
          "non_negative_float": non_negative_float, "unit_float": unit_float, "step_list": step_list,
          "name_list": name_list, "number": number, "integer": integer, "image_size": image_size}
@@ -190,6 +204,10 @@ def add_config_flags(parser, cls, skip=(), help_overrides=None):
             kwargs.update(action=argparse.BooleanOptionalAction if default else "store_true", default=None)
         elif kind == "model_option":
             kwargs.update(action="append", type=model_option, metavar="KEY=VALUE", dest=field.name)
+        elif kind == "method_eps":
+            choices = meta["choices"]
+            kwargs.update(type=lambda text, choices=choices: method_eps(text, choices),
+                          metavar="{" + ",".join(c for c in choices if c is not None) + "}[:EPS]")
         else:
             if kind is not None:
                 kwargs["type"] = KINDS[kind]
@@ -202,7 +220,8 @@ def add_config_flags(parser, cls, skip=(), help_overrides=None):
 
 
 def config_values(cls, args, skip=()):
-    """``{field: value}`` of the flags of ``cls`` given in ``args`` (``none`` choices become ``None``)."""
+    """``{field: value}`` of the flags of ``cls`` given in ``args`` (``none`` choices become ``None``;
+    a ``method_eps`` flag ``METHOD:EPS`` also sets its ``eps_field``)."""
     values = {}
     for field in flag_fields(cls, skip):
         value = getattr(args, field.name, None)
@@ -210,7 +229,17 @@ def config_values(cls, args, skip=()):
             continue
         if field.metadata.get("kind") == "model_option":
             value = dict(value)
-        elif field.metadata.get("choices") and None in field.metadata["choices"] and value == "none":
+        elif field.metadata.get("kind") == "method_eps":
+            # METHOD:EPS sets the field and the eps field named in the metadata, unless that flag says otherwise.
+            value, eps = value
+            eps_field = field.metadata["eps_field"]
+            given = getattr(args, eps_field, None)
+            if eps is not None and given is not None and given != eps:
+                raise UsageError(f"{PROG}: --{field.name.replace('_', '-')} {value}:{eps:g} and "
+                                 f"--{eps_field.replace('_', '-')} {given:g} disagree; give eps once")
+            if eps is not None:
+                values[eps_field] = eps
+        if field.metadata.get("choices") and None in field.metadata["choices"] and value == "none":
             value = None
         values[field.name] = value
     return values

@@ -18,12 +18,14 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 
 
-def _flag(default, help, kind=None, choices=None, factory=None, flag="", group="optimisation", metavar=None):
+def _flag(default, help, kind=None, choices=None, factory=None, flag="", group="optimisation", metavar=None,
+          **extra):
     """A config field that carries its command-line flag: help, value kind, choices (see cs231n_tf.cli.args).
 
     ``flag=None``: no flag; ``""``: ``--field-name``. The default and the choices live only here.
     """
-    metadata = {"help": help, "kind": kind, "choices": choices, "flag": flag, "group": group, "metavar": metavar}
+    metadata = {"help": help, "kind": kind, "choices": choices, "flag": flag, "group": group, "metavar": metavar,
+                **extra}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -128,7 +130,8 @@ class TrainConfig:
                              metavar="S|H,W", group="model and data")
     frozen_layers: list = _flag(None, "layers kept frozen (recorded by finetune)", flag=None)
     adversarial: str = _flag(None, "adversarial training: FGSM (Goodfellow et al.) or PGD (Madry et al.) examples "
-                             "made inside the train step", choices=ADVERSARIAL, group="adversarial training")
+                             "made inside the train step; METHOD:EPS also sets --adv-eps (fgsm:0.25)",
+                             kind="method_eps", choices=ADVERSARIAL, group="adversarial training", eps_field="adv_eps")
     adv_eps: float = _flag(0.1, "adversarial training: L-inf radius in pixel units of [0, 1]", kind="positive_float",
                            group="adversarial training")
     adv_ratio: float = _flag(0.5, "adversarial training: weight r of the adversarial loss, (1-r) on the clean loss",

@@ -98,8 +98,7 @@ def test_fgsm_training_from_the_cli_raises_robust_accuracy(tmp_path):
               "--lr", "0.01"]
     clean, robust = str(tmp_path / "clean"), str(tmp_path / "fgsm")
     assert cli.main(["train", "--out", clean] + common) == 0
-    assert cli.main(["train", "--out", robust, "--adversarial", "fgsm", "--adv-eps", "0.1", "--adv-ratio", "0.5"]
-                    + common) == 0
+    assert cli.main(["train", "--out", robust, "--adversarial", "fgsm:0.1", "--adv-ratio", "0.5"] + common) == 0
     recorded = json.load(open(os.path.join(robust, "config.json")))["train"]
     assert (recorded["adversarial"], recorded["adv_eps"], recorded["adv_ratio"]) == ("fgsm", 0.1, 0.5)
     metrics = json.load(open(os.path.join(robust, "metrics.json")))
@@ -119,8 +118,24 @@ def test_bad_settings(settings, msg):
 
 
 @pytest.mark.parametrize("extra,msg", [(["--adversarial", "cw"], "adversarial"), (["--adv-eps", "-1"], "adv-eps"),
-                                       (["--adversarial", "fgsm", "--adv-eps", "2"], "adv_eps")])
+                                       (["--adversarial", "fgsm", "--adv-eps", "2"], "adv_eps"),
+                                       (["--adversarial", "fgsm:2"], "adv_eps"),
+                                       (["--adversarial", "fgsm:x"], "adversarial"),
+                                       (["--adversarial", "pgd:0.1", "--adv-eps", "0.2"], "disagree"),
+                                       (["--adversarial", "none:0.1"], "adversarial")])
 def test_bad_cli_flags_one_line(tmp_path, capsys, extra, msg):
     assert cli.main(["train", "--out", str(tmp_path / "o"), "--epochs", "1"] + extra) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and msg in err
+
+
+def test_method_eps_flag_sets_method_and_eps():
+    from cs231n_tf.cli import args as cli_args
+    from cs231n_tf.cli.args import Parser
+
+    parser = cli_args.add_config_flags(Parser(prog="t"), TrainConfig)
+    for argv, expected in [(["--adversarial", "pgd:0.3"], ("pgd", 0.3)), (["--adversarial", "fgsm"], ("fgsm", None)),
+                           (["--adversarial", "fgsm:0.25", "--adv-eps", "0.25"], ("fgsm", 0.25)),
+                           (["--adversarial", "none"], (None, None))]:
+        values = cli_args.config_values(TrainConfig, parser.parse_args(argv))
+        assert (values["adversarial"], values.get("adv_eps")) == expected
