@@ -7,7 +7,7 @@
 from cs231n_tf.models.registry import ModelSpec, build, get_spec, list_models, register
 
 # Importing a module registers its builders (regularization: its layers, for loading and profiling).
-from cs231n_tf.models import alexnet, basic, densenet, efficientnet_lite, fractalnet, googlenet, inception, regularization, resnet, squeezenet, vgg  # noqa: F401,E402
+from cs231n_tf.models import alexnet, basic, densenet, efficientnet_lite, fractalnet, googlenet, inception, regularization, resnet, shallow, squeezenet, vgg  # noqa: F401,E402
 
 # The ternary and binary-weight builders (lecture 15) live beside the compression code: the registry
 # imports cs231n_tf.compress.ternary when one of them is looked up or all models are listed
