@@ -312,11 +312,12 @@ def fool(model, x, target, step_size, max_steps, clip_min=None, clip_max=None):
             "l2": l2.numpy()}
 
 
-def linear_attack(W, x, target, eps, clip_min=None, clip_max=None):
+def linear_attack(W, x, target, eps, clip_min=None, clip_max=None, b=None):
     """Karpathy's linear attack: ``x + eps * sign(W[:, target] - W[:, predicted])`` for scores ``x @ W + b``.
 
     ``W`` is ``(D, C)`` as in :mod:`cs231n_tf.classic.linear` (or a ``LinearClassifier``, whose ``W`` is
-    used); ``x`` is ``(N, D)`` (or images flattened to D). The target's score margin over the predicted
+    used); ``b`` the ``(C,)`` bias (``None``: zero, or folded into ``W`` by the bias trick) that decides the
+    predicted class; ``x`` is ``(N, D)`` (or images flattened to D). The target's score margin over the predicted
     class grows by exactly ``eps * ||W[:, t] - W[:, p]||_1`` (without clipping), the closed form that makes
     linear models fragile in high dimension. Returns an array shaped like ``x``.
     """
@@ -332,11 +333,38 @@ def linear_attack(W, x, target, eps, clip_min=None, clip_max=None):
     target = np.broadcast_to(np.asarray(target), (len(x),))
     if not np.issubdtype(target.dtype, np.integer) or target.min() < 0 or target.max() >= W.shape[1]:
         raise DataError(f"target must be class indices in 0..{W.shape[1] - 1}, got {target.tolist()[:8]}")
-    pred = np.argmax(flat @ W, axis=1)
+    pred = np.argmax(flat @ W + (0.0 if b is None else np.asarray(b, np.float64)), axis=1)
     adv = flat + eps * np.sign(W[:, target].T - W[:, pred].T)
     if clip_min is not None or clip_max is not None:
         adv = np.clip(adv, clip_min, clip_max)
     return adv.reshape(x.shape).astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
+
+
+def linear_weights(model, x, tolerance=1e-4):
+    """The affine map ``logits = flatten(x) @ W + b`` of a linear classifier in pixel units: ``(W (D, C), b (C,))``.
+
+    ``model`` is anything :func:`as_logits_fn` accepts (a run's normalisation is folded into ``W`` and ``b``);
+    ``x`` a batch fixing the image shape. Read by probing, ``W[d] = f(e_d) - f(0)``, after checking the
+    model is affine (``f(a) + f(b) = f(a + b) + f(0)`` on random images, relative to the logits' scale);
+    a non-linear model is a :class:`ConfigError`.
+    """
+    logits_fn = as_logits_fn(model, x=x)
+    shape = np.asarray(x).shape[1:]
+    d = int(np.prod(shape))
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 0.5, (2,) + shape).astype(np.float32)
+    probe = logits_fn(tf.constant(np.stack([a, b, a + b, np.zeros(shape, np.float32)]))).numpy().astype(np.float64)
+    gap = np.abs(probe[0] + probe[1] - probe[2] - probe[3]).max()
+    if gap > tolerance * max(1.0, np.abs(probe).max()):
+        raise ConfigError(f"the linear attack needs a linear classifier (e.g. --model softmax_classifier); this "
+                          f"model is not affine in its input (gap {gap:.3g}); use fgsm or pgd")
+    bias = probe[3]
+    rows = []
+    for start in range(0, d, 512):
+        eye = np.zeros((min(512, d - start), d), np.float32)
+        eye[np.arange(len(eye)), start + np.arange(len(eye))] = 1.0
+        rows.append(logits_fn(tf.constant(eye.reshape((-1,) + shape))).numpy().astype(np.float64) - bias)
+    return np.concatenate(rows), bias
 
 
 _METHODS = ("fgsm", "pgd")
@@ -346,10 +374,12 @@ def robustness_curve(model, x, y, eps_list, method="fgsm", batch_size=256, **att
     """Accuracy on adversarial examples at each epsilon: ``[{"eps": e, "accuracy": a}, ...]``.
 
     ``method`` is ``"fgsm"`` or ``"pgd"`` (``attack_kwargs`` go to the attack, e.g. ``step_size``,
-    ``steps``; a PGD ``step_size`` defaults to ``2.5 * eps / steps``, Madry et al.'s choice). Eps 0 is
-    the clean accuracy. Batches of ``batch_size`` keep memory bounded.
+    ``steps``; a PGD ``step_size`` defaults to ``2.5 * eps / steps``, Madry et al.'s choice), or any
+    attack ``(x_batch, y_batch, eps, index) -> adversarial x_batch`` (``index``: the batch's positions in
+    ``x``). Eps 0 is the clean accuracy. Batches of ``batch_size`` keep memory bounded.
     """
-    validation.one_of("method", method, _METHODS)
+    if not callable(method):
+        validation.one_of("method", method, _METHODS)
     batch_size = validation.positive_int("batch_size", batch_size)
     logits_fn = as_logits_fn(model, x=x)
     x = np.asarray(x, np.float32)
@@ -359,15 +389,20 @@ def robustness_curve(model, x, y, eps_list, method="fgsm", batch_size=256, **att
     for eps in eps_list:
         correct = 0
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            if method == "fgsm":
-                adv = fgsm(logits_fn, xb, yb, eps, **attack_kwargs) if eps > 0 else xb
+            index = np.arange(start, min(start + batch_size, len(x)))
+            xb, yb = x[index], y[index]
+            if eps == 0:
+                adv = xb
+            elif callable(method):
+                adv = method(xb, yb, eps, index)
+            elif method == "fgsm":
+                adv = fgsm(logits_fn, xb, yb, eps, **attack_kwargs)
             else:
                 kw = dict(attack_kwargs)
                 kw.setdefault("steps", 10)
-                kw.setdefault("step_size", 2.5 * eps / kw["steps"] if eps > 0 else 1.0)
-                adv = pgd(logits_fn, xb, yb, eps, **kw) if eps > 0 else xb
-            pred = np.argmax(logits_fn(tf.convert_to_tensor(adv)).numpy(), axis=1)
+                kw.setdefault("step_size", 2.5 * eps / kw["steps"])
+                adv = pgd(logits_fn, xb, yb, eps, **kw)
+            pred = np.argmax(logits_fn(tf.convert_to_tensor(adv, tf.float32)).numpy(), axis=1)
             correct += int(np.sum(pred == yb))
         out.append({"eps": float(eps), "accuracy": correct / max(1, len(x))})
     return out

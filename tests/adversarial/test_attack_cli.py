@@ -43,8 +43,55 @@ def test_attack_writes_report_matching_library(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("extra,msg", [(["--eps", "-0.1"], "eps"), (["--eps", "2"], "pixel range"),
-                                       (["--method", "transfer"], "not implemented"), (["--eps", "a"], "eps")])
+                                       (["--method", "linear"], "linear classifier"), (["--eps", "a"], "eps"),
+                                       (["--method", "transfer", "--seed-size", "100000"], "seed-size"),
+                                       (["--method", "transfer", "--substitute", "nope"], "nope")])
 def test_attack_bad_input_one_line(run_dir, tmp_path, capsys, extra, msg):
     assert cli.main(["attack", "--run", run_dir, "--out", str(tmp_path / "o"), "--limit", "8"] + extra) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and msg in err
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("attack") / "linear")
+    assert cli.main(["train", "--out", out, "--model", "softmax_classifier", "--epochs", "2", "--lr", "0.01"]) == 0
+    return out
+
+
+def test_linear_weights_fold_the_runs_normalisation(linear_run):
+    from cs231n_tf.train import config as config_lib
+    from cs231n_tf.train.evaluate import load_run
+
+    run = load_run(linear_run, None, float32=True)
+    data = config_lib.load_data(run.config)
+    x = data.to_unit(data.arrays["x_test"][:4]).numpy()
+    W, b = adversarial.linear_weights(linear_run, x)
+    kernel, bias = [v.numpy().astype(np.float64) for v in run.model.get_layer("logits").weights]
+    mean = np.broadcast_to(np.asarray(data.info.mean, np.float64), x.shape[1:]).reshape(-1)
+    std = np.broadcast_to(np.asarray(data.info.std, np.float64), x.shape[1:]).reshape(-1)
+    np.testing.assert_allclose(W, kernel / std[:, None], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(b, bias - (mean / std) @ kernel, rtol=1e-4, atol=1e-3)
+
+
+def test_linear_attack_from_the_cli(linear_run, tmp_path):
+    out = str(tmp_path / "lin")
+    assert cli.main(["attack", "--run", linear_run, "--method", "linear", "--eps", "0,0.05,0.2", "--limit", "100",
+                     "--out", out]) == 0
+    curve = json.load(open(os.path.join(out, "robustness.json")))
+    assert curve[0]["accuracy"] > 0.8 and curve[2]["accuracy"] < curve[1]["accuracy"] < curve[0]["accuracy"]
+    # Towards a fixed class: at eps 1 every pixel moves to the template's sign, so almost all become the target.
+    out2 = str(tmp_path / "lin2")
+    assert cli.main(["attack", "--run", linear_run, "--method", "linear", "--target", "3", "--eps", "1",
+                     "--limit", "100", "--out", out2]) == 0
+    assert json.load(open(os.path.join(out2, "robustness.json")))[0]["accuracy"] <= 0.2
+
+
+def test_transfer_attack_from_the_cli(run_dir, tmp_path):
+    out = str(tmp_path / "tr")
+    assert cli.main(["attack", "--run", run_dir, "--method", "transfer", "--eps", "0,0.3", "--limit", "64",
+                     "--seed-size", "40", "--rounds", "2", "--out", out]) == 0
+    record = json.load(open(os.path.join(out, "transfer.json")))
+    assert record["queries"] == 40 * 2 and [r["queries"] for r in record["rounds"]] == [40, 80]
+    curve = json.load(open(os.path.join(out, "robustness.json")))
+    assert curve[1]["accuracy"] < curve[0]["accuracy"]
