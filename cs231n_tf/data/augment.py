@@ -20,6 +20,8 @@ batches the uninterrupted run would have.
 ``pca_lighting``   AlexNet's lighting noise: add ``V @ (alpha * lambda)`` to every pixel, where
 ``[:SIGMA]``       ``lambda, V`` are the eigenvalues/eigenvectors of the training set's RGB
                    covariance and ``alpha ~ N(0, SIGMA)`` per image (default ``SIGMA = 0.1``).
+``noise[:S]``      i.i.d. Gaussian pixel noise of std ``S`` (default 0.1), clipped to [0, 1]: one of the
+                   train-time defences against adversarial examples that lecture 16 lists as failing.
 =================  ==================================================================================
 
 :func:`tta_predict` is test-time augmentation: the average prediction over the centre and the four
@@ -34,7 +36,7 @@ import tensorflow as tf
 
 from cs231n_tf.errors import ConfigError, InputTypeError
 
-AUGMENTATIONS = ("flip", "crop", "resized_crop", "color", "pca_lighting")
+AUGMENTATIONS = ("flip", "crop", "resized_crop", "color", "pca_lighting", "noise")
 # name -> (default value of the optional ``name:VALUE``, its type, test of a valid value, the rule).
 _PARAMS = {
     "flip": None,
@@ -42,6 +44,7 @@ _PARAMS = {
     "resized_crop": (0.08, float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1] (smallest area fraction)"),
     "color": (0.4, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1] (jitter strength)"),
     "pca_lighting": (0.1, float, lambda v: v >= 0.0, "a number >= 0 (std of alpha)"),
+    "noise": (0.1, float, lambda v: v >= 0.0, "a number >= 0 (std of the pixel noise)"),
 }
 
 
@@ -204,6 +207,13 @@ def pca_lighting(images, seed, eigenvalues, eigenvectors, std=0.1):
     return images + shift[:, None, None, :]
 
 
+def gaussian_noise(images, seed, std=0.1):
+    """Add ``N(0, std^2)`` noise to every pixel independently, then clip to [0, 1]. ``(N, H, W, C) -> same``."""
+    images = tf.convert_to_tensor(images)
+    noise = tf.random.stateless_normal(tf.shape(images), seed, stddev=std, dtype=images.dtype)
+    return tf.clip_by_value(images + noise, 0.0, 1.0)
+
+
 class Augmenter:
     """The configured chain of augmentations, callable as ``augmenter(images, seed)``.
 
@@ -235,6 +245,8 @@ class Augmenter:
                 images = random_resized_crop(images, s, min_area=value)
             elif name == "color":
                 images = color_jitter(images, s, value, value, value)
+            elif name == "noise":
+                images = gaussian_noise(images, s, value)
             else:
                 images = pca_lighting(images, s, *self._basis, std=value)
         return images

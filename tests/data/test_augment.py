@@ -152,3 +152,15 @@ def test_mean_image_preprocessing():
     np.testing.assert_allclose(xb.mean(axis=0), 0.0, atol=1e-6)  # every pixel centred, not just channels
     with pytest.raises(ConfigError, match="preprocessing must be one of channel, mean_image"):
         data.load("digits", preprocessing="zca")
+
+
+def test_gaussian_noise_statistics_and_clipping():
+    x = np.full((64, 8, 8, 1), 0.5, np.float32)
+    out = augment.gaussian_noise(x, SEED, std=0.05).numpy()
+    noise = out - x
+    assert abs(noise.mean()) < 0.005 and abs(noise.std() - 0.05) < 0.005
+    np.testing.assert_array_equal(augment.gaussian_noise(x, SEED, std=0.05).numpy(), out)  # stateless
+    clipped = augment.gaussian_noise(np.ones((4, 8, 8, 1), np.float32), SEED, std=1.0).numpy()
+    assert clipped.max() == 1.0 and clipped.min() >= 0.0
+    assert augment.parse_augment("noise:0.2") == [("noise", 0.2)]
+    np.testing.assert_array_equal(augment.Augmenter("noise:0.05")(x, SEED).numpy().shape, x.shape)
