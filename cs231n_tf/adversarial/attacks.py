@@ -39,6 +39,18 @@ def _from_run(run_dir):
     return lambda x: model((x - mean) / std, training=False), model
 
 
+def _from_saved_model(path):
+    # An exported classifier: its serving signature takes pixel-unit `images` and returns `logits`
+    # (the package's exports put the normalisation inside the graph), and is differentiable.
+    loaded = tf.saved_model.load(str(path))  # kept alive by the closure: the signature only references its variables
+    signature = loaded.signatures.get("serving_default")
+    if signature is None or "images" not in signature.structured_input_signature[1] \
+            or "logits" not in signature.structured_outputs:
+        raise InputTypeError(f"{path}: a SavedModel to attack needs a serving_default signature from `images` to "
+                             f"`logits` (as `cs231n-tf export` writes)")
+    return lambda x, _owner=loaded: signature(images=tf.cast(x, tf.float32))["logits"]
+
+
 def _pretrained(name, weights):
     from cs231n_tf.models import build
     from cs231n_tf.models.registry import pretrained_spec
@@ -59,7 +71,8 @@ def as_logits_fn(model, weights="imagenet", x=None):
     """A callable ``images in pixel units -> logits (N, K)`` for ``model``.
 
     ``model``: a Keras classifier, a callable images -> logits, a run directory (``str``/path that is a
-    directory, loaded with the run's normalisation), or a registered pretrained model name such as
+    directory, loaded with the run's normalisation), a SavedModel directory (its ``serving_default``
+    signature, ``images`` in pixel units -> ``logits``), or a registered pretrained model name such as
     ``"efficientnet_lite0"`` (``weights``, with its ``input_stats`` normalisation). Softmax outputs are
     turned into log-probabilities (see the module docstring); ``x`` is the batch used to detect them on a
     plain callable.
@@ -67,7 +80,9 @@ def as_logits_fn(model, weights="imagenet", x=None):
     import os
 
     keras_model = None
-    if isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)) and os.path.isfile(os.path.join(model, "saved_model.pb")):
+        fn = _from_saved_model(model)
+    elif isinstance(model, (str, os.PathLike)):
         fn, keras_model = _from_run(model) if os.path.isdir(model) else _pretrained(str(model), weights)
     elif isinstance(model, tf.keras.Model):
         keras_model = model

@@ -38,10 +38,7 @@ class Oracle:
     def __init__(self, target, batch_size=256):
         self.batch_size = validation.positive_int("batch_size", batch_size)
         self.queries = 0
-        if isinstance(target, (str, os.PathLike)) and os.path.isfile(os.path.join(target, "saved_model.pb")):
-            signature = tf.saved_model.load(str(target)).signatures["serving_default"]
-            self._scores = lambda x: signature(images=x)["logits"]
-        elif isinstance(target, (str, os.PathLike, tf.keras.Model)):
+        if isinstance(target, (str, os.PathLike, tf.keras.Model)):
             self._scores = as_logits_fn(target)
         elif callable(target):
             self._scores = target

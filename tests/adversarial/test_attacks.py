@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from cs231n_tf import adversarial
-from cs231n_tf.errors import ConfigError, DataError
+from cs231n_tf.errors import ConfigError, DataError, InputTypeError
 
 cleverhans_fgm = pytest.importorskip("cleverhans.tf2.attacks.fast_gradient_method").fast_gradient_method
 cleverhans_pgd = pytest.importorskip("cleverhans.tf2.attacks.projected_gradient_descent").projected_gradient_descent
@@ -143,3 +143,25 @@ def test_bad_input(setup, call, err, msg):
     model, x, y = setup
     with pytest.raises(err, match=msg):
         call(model, x, y)
+
+
+def test_fgsm_and_pgd_on_a_saved_model_equal_the_keras_model(tmp_path):
+    """A SavedModel export (normalisation inside the graph) is attacked through its serving signature."""
+    from cs231n_tf.export.exporter import ServingModule, write_saved_model
+
+    tf.keras.utils.set_random_seed(1)
+    model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(4, 4, 1)), tf.keras.layers.Dense(8, "relu"),
+                                 tf.keras.layers.Dense(3)])
+    mean, std = np.float32([0.3]), np.float32([0.25])
+    write_saved_model(ServingModule(model, mean, std, (4, 4, 1)), str(tmp_path / "sm"))
+    x = np.random.default_rng(0).uniform(0, 1, (6, 4, 4, 1)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    keras_fn = lambda t: model((t - mean) / std)  # noqa: E731
+    np.testing.assert_allclose(adversarial.fgsm(str(tmp_path / "sm"), x, y, 0.1), adversarial.fgsm(keras_fn, x, y, 0.1),
+                               atol=1e-6)
+    np.testing.assert_allclose(adversarial.pgd(str(tmp_path / "sm"), x, y, 0.1, 0.03, 5, random_start=False),
+                               adversarial.pgd(keras_fn, x, y, 0.1, 0.03, 5, random_start=False), atol=1e-5)
+    (tmp_path / "bad").mkdir()
+    tf.saved_model.save(tf.Module(), str(tmp_path / "bad"))
+    with pytest.raises(InputTypeError, match="serving_default"):
+        adversarial.fgsm(str(tmp_path / "bad"), x, y, 0.1)
