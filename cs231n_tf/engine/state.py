@@ -81,8 +81,8 @@ def checkpoint_paths(directory):
     state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
     if state is None:
         return []
+    # get_checkpoint_state already joins relative entries to ``directory``.
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-    paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
     return [p for p in reversed(paths) if p]
 
 
