@@ -173,3 +173,80 @@ def shape_scenes(num_images, image_size=64, seed=0, min_objects=2, max_objects=5
             np.asarray(boxes, np.int32).reshape(-1, 4), np.asarray(kept_classes, np.uint8),
             np.asarray(kept_masks, bool).reshape(-1, image_size, image_size)))
     return ShapeScenes(images, masks, instances, ("background",) + SHAPES)
+
+
+# ---- single objects: one shape per image with its box and keypoints (classification + localization) --
+
+KEYPOINTS = ("centre", "top", "right", "bottom", "left")
+
+
+def shape_keypoints(shape, centre, size):
+    """``(5, 2)`` float ``(y, x)`` keypoints of the shape :func:`shape_mask` draws: its centre and where
+    its outline crosses the vertical and horizontal lines through the centre (``KEYPOINTS`` order).
+
+    They depend on the class: a circle's lie at distance ``size``, a square's at its half-side
+    ``0.85 * size``; the triangle's top is its apex (``size`` up), its bottom the middle of its base
+    (``size / 2`` down) and its sides are crossed ``size / sqrt(3)`` left and right of the centroid.
+    """
+    if shape not in SHAPES:
+        raise ConfigError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    if shape == "triangle":
+        up, right, down = size, size / np.sqrt(3), size / 2
+    else:
+        up = right = down = size if shape == "circle" else 0.85 * size
+    cy, cx = centre
+    return np.array([(cy, cx), (cy - up, cx), (cy, cx + right), (cy + down, cx), (cy, cx - right)], np.float64)
+
+
+@dataclasses.dataclass
+class SingleShapes:
+    """Images of one object each: ``images (N, H, W, 3) uint8``; ``boxes (N, 4) float32`` pixels
+    ``[ymin, xmin, ymax, xmax]`` (the tight box of the mask, exclusive max); ``classes (N,) int32``
+    indexing ``class_names = SHAPES``; ``keypoints (N, 5, 2) float32`` pixel ``(y, x)`` in
+    ``KEYPOINTS`` order (:func:`shape_keypoints`)."""
+
+    images: np.ndarray
+    boxes: np.ndarray
+    classes: np.ndarray
+    keypoints: np.ndarray
+    class_names: tuple = SHAPES
+    keypoint_names: tuple = KEYPOINTS
+
+    def __len__(self):
+        return len(self.images)
+
+
+def single_shapes(num_images, image_size=64, seed=0, min_size=0.12, max_size=0.4, noise=8.0):
+    """``num_images`` images of one shape each: the embedded classification + localization set.
+
+    Each image shows one shape of a uniformly random class, half-extent uniform in
+    ``[min_size, max_size] * image_size``, centred so the whole shape is inside the image, in a
+    uniformly random RGB colour, over the textured backgrounds of :func:`shape_scenes`; Gaussian
+    pixel noise of std ``noise`` is added last. The same arguments give the same images.
+    """
+    num_images = validation.positive_int("num_images", num_images)
+    image_size = validation.int_in("image_size", image_size, 8)
+    min_size = validation.positive_number("min_size", min_size)
+    max_size = validation.positive_number("max_size", max_size)
+    if min_size > max_size or max_size > 0.5:
+        raise ConfigError(f"need 0 < min_size <= max_size <= 0.5 (fractions of image_size), got "
+                          f"min_size={min_size!r}, max_size={max_size!r}")
+    noise = validation.positive_number("noise", noise, allow_zero=True)
+    rng = np.random.default_rng(seed)
+    images = np.empty((num_images, image_size, image_size, 3), np.uint8)
+    boxes = np.empty((num_images, 4), np.float32)
+    classes = rng.integers(len(SHAPES), size=num_images).astype(np.int32)
+    keypoints = np.empty((num_images, len(KEYPOINTS), 2), np.float32)
+    for i in range(num_images):
+        canvas = _background(rng, image_size)
+        size = rng.uniform(min_size, max_size) * image_size
+        centre = tuple(rng.uniform(size, image_size - size, 2))
+        shape = SHAPES[classes[i]]
+        inside = shape_mask(shape, centre, size, image_size)
+        canvas[inside] = rng.uniform(0, 255, 3)
+        rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+        boxes[i] = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+        keypoints[i] = shape_keypoints(shape, centre, size)
+        canvas += rng.normal(0, noise, canvas.shape) if noise else 0
+        images[i] = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+    return SingleShapes(images, boxes, classes, keypoints)

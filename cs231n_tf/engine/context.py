@@ -67,7 +67,8 @@ class StepContext:
         scaled = isinstance(optimizer, LossScaleOptimizer)
         target = loss
         if scaled:
-            with tape:  # record the scaling too, so its gradient flows through the tape
+            # Record the scaling too, so its gradient flows through the tape.
+            with tape:
                 target = optimizer.get_scaled_loss(loss)
         grads = tape.gradient(target, variables)
         if scaled:
