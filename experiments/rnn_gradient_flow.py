@@ -18,7 +18,7 @@ buys is bounded steps: the unclipped gradient reaches norms in the tens of thous
 step moves the weights by thousands of times the learning rate; whether that hurts depends on how
 saturated tanh keeps the network (RESULTS.md says what happened here).
 
-    python experiments/rnn_gradient_flow.py          # a few seconds; PNG in experiments/out/
+    python experiments/rnn_gradient_flow.py          # a few seconds; PNG in experiments/figures/
 """
 
 import argparse
@@ -108,7 +108,7 @@ def main():
     parser.add_argument("--lr", type=float, default=0.2)
     parser.add_argument("--recall-steps", type=int, default=30, help="sequence length of the recall task")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="experiments/out")
+    parser.add_argument("--out", default="experiments/figures")
     parser.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
     args = parser.parse_args()
     T, H, D = args.steps_in_time, args.hidden, 8
