@@ -34,6 +34,7 @@ COMMANDS = {
     "caption": ("cs231n_tf.cli.caption", "image captioning with attention: train, evaluate (BLEU), predict, export"),
     "rl": ("cs231n_tf.cli.rl", "reinforcement learning on gymnasium: plan an MDP, train a DQN, evaluate a run"),
     "segment": ("cs231n_tf.cli.segment", "semantic segmentation: FCN/U-Net with every upsampling; train, evaluate (mIoU), predict, export"),
+    "localize": ("cs231n_tf.cli.localize", "classification + localization: class and box (and keypoints) of one object; train, evaluate, predict"),
     "generate": ("cs231n_tf.cli.generate", "GANs (course GAN, LSGAN, DCGAN, WGAN-GP): train on digits, sample a PNG grid from a run"),
     "viz": ("cs231n_tf.cli.viz", "visualize a classifier: filters, activations, saliency, Grad-CAM, occlusion, class viz, fooling, DeepDream, inversion, t-SNE"),
     "style": ("cs231n_tf.cli.style", "style transfer: optimisation (Adam/L-BFGS), train a fast feed-forward stylizer, apply it"),
@@ -45,6 +46,7 @@ COMMANDS = {
 TASK_COMMANDS = {
     "caption": "caption",
     "segmentation": "segment",
+    "localization": "localize",
     "charrnn": "charrnn",
     "gan": "generate",
     "rl_dqn": "rl",

@@ -14,6 +14,7 @@ TASKS = {
     "segmentation": "cs231n_tf.segmentation.task:SegmentationTask",
     "caption": "cs231n_tf.sequence.captioner:CaptionTask",
     "gan": "cs231n_tf.generative.task:GANTask",
+    "localization": "cs231n_tf.detection.localization:LocalizationTask",
 }
 
 
