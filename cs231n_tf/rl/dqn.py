@@ -26,7 +26,7 @@ graph, :func:`~cs231n_tf.engine.state.check_finite` stops the run at the next ho
 :class:`~cs231n_tf.engine.state.CheckpointKeeper`, :class:`~cs231n_tf.engine.reporter.Reporter`
 (TensorBoard ``episode_return``, ``episode_length``, ``loss``, ``epsilon``, ``env_steps_per_second``),
 :meth:`StepContext.minimize <cs231n_tf.engine.context.StepContext.minimize>` and the run-directory
-layer. A checkpoint holds the networks, the optimizer, the step, the replay buffer (with its
+layer, assembled in :mod:`cs231n_tf.rl.loop` (shared with the policy-gradient loop). A checkpoint holds the networks, the optimizer, the step, the replay buffer (with its
 sampling generator), every environment's state (:mod:`cs231n_tf.rl.envstate`), the current
 observations, the episodes in progress, the exploration generator and the finished episodes'
 returns, so a resumed run continues exactly as the uninterrupted run would have.
@@ -37,8 +37,6 @@ target copied every 10 steps, 50k steps in all).
 """
 
 import dataclasses
-import io
-import json
 import os
 import time
 
@@ -50,11 +48,13 @@ from cs231n_tf import validation
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.context import StepContext
 from cs231n_tf.engine.reporter import Reporter
-from cs231n_tf.engine.state import CHECKPOINT_DIR, CheckpointKeeper, RunState, check_finite, restore_checkpoint
+from cs231n_tf.engine.state import RunState, restore_checkpoint
 from cs231n_tf.errors import ConfigError, RunDirError
-from cs231n_tf.fileio import atomic_write_json
-from cs231n_tf.rl import envstate
 from cs231n_tf.rl.envs import check_env_id, make_env
+from cs231n_tf.rl.loop import (
+    RunCheckpoints, VectorCollector, check_discrete, episode_scalars, evaluation_seed, finish_metrics, mean_return,
+    open_run, policy_returns, write_evaluation,
+)
 from cs231n_tf.rl.mdp import check_gamma
 from cs231n_tf.rl.qnetworks import mlp_q_network, nature_q_network
 from cs231n_tf.rl.replay import ReplayBuffer
@@ -64,8 +64,6 @@ NAME = "rl_dqn"
 ALGOS = ("dqn", "double_dqn")
 NETWORKS = ("auto", "mlp", "nature")
 TARGET_UPDATES = ("hard", "polyak")
-RETURNS_PNG = "returns.png"
-EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from the training ones
 
 _ALGO, _NET, _RUN = "algorithm", "network", "run directory and checkpoints"
 
@@ -182,9 +180,7 @@ def td_targets(rewards, terminated, next_q_target, next_q_online, gamma, double)
 
 def check_spaces(env_id, observation_space, action_space):
     """:class:`ConfigError` unless the action space is ``Discrete`` and observations are a ``Box``."""
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise ConfigError(f"DQN needs a discrete action space; {env_id} has {action_space} (a continuous space "
-                          "has no argmax over actions)")
+    check_discrete(env_id, action_space, "DQN")
     if not isinstance(observation_space, gym.spaces.Box):
         raise ConfigError(f"DQN needs Box observations (vectors or frames); {env_id} has {observation_space}")
 
@@ -290,32 +286,13 @@ class DQNAgent(tf.Module):
 # ---- collection -----------------------------------------------------------------------------------
 
 
-def make_vector_env(env_id, num_envs):
-    """``num_envs`` copies of ``env_id`` in a same-step-autoreset ``SyncVectorEnv``."""
-    env_id = check_env_id(env_id)
-    return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-
-
-class Collector(tf.train.experimental.PythonState):
-    """The vector environment, its current observations, the episodes in progress and the finished ones.
-
-    A ``PythonState``: checkpoints hold the sub-environments' states (:func:`envstate.capture`), the
-    observations, the running returns and lengths, the exploration generator's state and every
-    finished episode as ``(end step, return, length)``.
-    """
+class Collector(VectorCollector):
+    """The vector environment and its episodes (:class:`~cs231n_tf.rl.loop.VectorCollector`), acting
+    epsilon-greedily (exploration drawn from its checkpointed ``rng``) and filling the replay buffer."""
 
     def __init__(self, config):
-        self.config = config
-        self.envs = make_vector_env(config.env, config.num_envs)
+        super().__init__(config)
         check_spaces(config.env, self.envs.single_observation_space, self.envs.single_action_space)
-        for env in self.envs.envs:
-            envstate.check_capturable(env)
-        self.observations, _ = self.envs.reset(seed=[config.seed + i for i in range(config.num_envs)])
-        self.returns = np.zeros(config.num_envs)
-        self.lengths = np.zeros(config.num_envs, np.int64)
-        self.rng = np.random.default_rng([config.seed, 1])
-        self.episodes = []  # (environment step at the end, return, length)
 
     def act(self, agent, epsilon):
         greedy = agent.greedy_actions(tf.convert_to_tensor(self.observations)).numpy()
@@ -323,51 +300,13 @@ class Collector(tf.train.experimental.PythonState):
         random_actions = self.rng.integers(0, agent.n_actions, size=len(greedy))
         return np.where(explore, random_actions, greedy)
 
-    def step(self, actions, buffer, step):
+    def collect(self, actions, buffer, step):
         """Step every environment, store the transitions in ``buffer``; ``step`` = environment steps after it."""
-        next_observations, rewards, terminated, truncated, info = self.envs.step(actions)
-        done = terminated | truncated
-        stored_next = np.array(next_observations, copy=True)
-        if done.any():
-            final = info["final_obs"]
-            for i in np.flatnonzero(done):
-                stored_next[i] = final[i]
-        buffer.add(self.observations, actions, rewards, stored_next, terminated)
-        self.returns += rewards
-        self.lengths += 1
-        for i in np.flatnonzero(done):
-            self.episodes.append((int(step), float(self.returns[i]), int(self.lengths[i])))
-            self.returns[i], self.lengths[i] = 0.0, 0
-        self.observations = next_observations
-
-    def serialize(self):
-        record = {"envs": [envstate.capture(env) for env in self.envs.envs],
-                  "returns": self.returns.tolist(), "lengths": self.lengths.tolist(),
-                  "rng": self.rng.bit_generator.state, "episodes": self.episodes}
-        buffer = io.BytesIO()
-        np.savez(buffer, record=np.frombuffer(json.dumps(record).encode(), np.uint8), observations=self.observations)
-        return buffer.getvalue()
-
-    def deserialize(self, string_value):
-        try:
-            data = np.load(io.BytesIO(string_value), allow_pickle=False)
-            record = json.loads(data["record"].tobytes().decode())
-            observations = data["observations"]
-        except (ValueError, OSError, KeyError) as exc:
-            raise RunDirError(f"the checkpoint's environment state does not read ({exc})") from None
-        if len(record["envs"]) != len(self.envs.envs):
-            raise RunDirError(f"the checkpoint has {len(record['envs'])} environments, this run "
-                              f"{len(self.envs.envs)}")
-        for env, layers in zip(self.envs.envs, record["envs"]):
-            envstate.restore(env, layers)
-        self.observations = observations
-        self.returns = np.array(record["returns"], np.float64)
-        self.lengths = np.array(record["lengths"], np.int64)
-        self.rng.bit_generator.state = record["rng"]
-        self.episodes = [tuple(e) for e in record["episodes"]]
-
-    def close(self):
-        self.envs.close()
+        observations, rewards, terminated, truncated, final = self.step(actions, step)
+        stored_next = np.array(self.observations, copy=True)
+        for i in np.flatnonzero(terminated | truncated):
+            stored_next[i] = final[i]
+        buffer.add(observations, actions, rewards, stored_next, terminated)
 
 
 # ---- training and evaluation ----------------------------------------------------------------------
@@ -389,11 +328,6 @@ def load_run_config(run_dir):
     return DQNConfig.from_json(obj["config"]).validate()
 
 
-def _summary(episodes, last=100):
-    returns = [r for _, r, _ in episodes[-last:]]
-    return float(np.mean(returns)) if returns else float("nan")
-
-
 def train(config, run_dir=None, resume=False, log=print, progress=False):
     """Train a DQN for ``config.total_steps`` environment steps; returns a :class:`DQNResult`.
 
@@ -404,29 +338,17 @@ def train(config, run_dir=None, resume=False, log=print, progress=False):
     """
     config = config.validate()
     log = log or (lambda _: None)
-    if run_dir is None and resume:
-        raise ConfigError("resume needs a run directory")
-    if run_dir is not None:
-        run_dir = os.path.abspath(run_dir)
-        exists = rundir.has_checkpoint(run_dir)
-        if resume and not exists:
-            raise RunDirError(f"cannot resume: {run_dir} has no checkpoint in {CHECKPOINT_DIR}/")
-        if not resume and exists:
-            raise RunDirError(f"{run_dir} already holds a run; resume it, or choose another output directory")
-        if resume:
-            rundir.require_task(run_dir, NAME)
-        rundir.create(run_dir)
+    run_dir = open_run(run_dir, resume, NAME)
     collector = Collector(config)
     agent = DQNAgent(config, collector.envs.single_observation_space, collector.envs.single_action_space.n)
     buffer = ReplayBuffer(config.buffer_size, collector.envs.single_observation_space.shape,
                           collector.envs.single_observation_space.dtype, seed=[config.seed, 2])
-    checkpoint = tf.train.Checkpoint(**agent.checkpoint_objects(), replay=buffer, collector=collector)
-    keeper = None
+    checkpoints = RunCheckpoints(tf.train.Checkpoint(**agent.checkpoint_objects(), replay=buffer, collector=collector),
+                                 run_dir, config.keep_checkpoints, agent.state)
+    if resume:
+        path = checkpoints.restore(log)
+        log(f"resumed from {path} (step {int(agent.state.step.numpy())})")
     if run_dir is not None:
-        keeper = CheckpointKeeper(checkpoint, os.path.join(run_dir, CHECKPOINT_DIR), config.keep_checkpoints)
-        if resume:
-            path = keeper.restore_latest(log=log)
-            log(f"resumed from {path} (step {int(agent.state.step.numpy())})")
         rundir.write_config(run_dir, NAME, {"config": config.to_json()})
     reporter = Reporter(run_dir, progress=progress)
     state, n = agent.state, config.num_envs
@@ -436,21 +358,12 @@ def train(config, run_dir=None, resume=False, log=print, progress=False):
     start_wall = time.perf_counter()
     start_step, loss = step, float("nan")
     last_loss = None
-    saved = [step if resume else None]
-
-    def save():
-        state.step.assign(step)
-        check_finite(state, keeper.latest if keeper else None)
-        if keeper is not None and saved[0] != step:
-            keeper.save(step)
-            saved[0] = step
-
     try:
         while step < config.total_steps:
             epsilon = linear_epsilon(step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
             actions = collector.act(agent, epsilon)
             step += n
-            collector.step(actions, buffer, step)
+            collector.collect(actions, buffer, step)
             if config.target_update == "hard" and step % config.target_update_every < n:
                 agent.hard_update()
             if step >= config.learning_starts and step % config.train_every == 0 and len(buffer):
@@ -458,108 +371,57 @@ def train(config, run_dir=None, resume=False, log=print, progress=False):
                 state.step.assign(step)  # the NaN guard records this step
                 last_loss = agent.update(*batch)
             if step % config.log_every < n:
-                check_finite(state, keeper.latest if keeper else None)
+                checkpoints.check()
                 loss = float(last_loss.numpy()) if last_loss is not None else float("nan")
-                recent = collector.episodes[-10:]
                 speed = (step - start_step) / max(time.perf_counter() - start_wall, 1e-9)
-                scalars = {"epsilon": epsilon, "env_steps_per_second": speed}
+                scalars = {"epsilon": epsilon, "env_steps_per_second": speed, **episode_scalars(collector.episodes)}
                 if last_loss is not None:
                     scalars["loss"] = loss
-                if recent:
-                    scalars["episode_return"] = float(np.mean([r for _, r, _ in recent]))
-                    scalars["episode_length"] = float(np.mean([length for _, _, length in recent]))
                 reporter.scalars("train", step, scalars)
             if step % config.checkpoint_every < n:
-                save()
+                checkpoints.save(step)
         if last_loss is not None:
             loss = float(last_loss.numpy())
-        save()
+        checkpoints.save(step)
     finally:
         reporter.close()
         collector.close()
     wall = time.perf_counter() - start_wall
     episodes = collector.episodes
     metrics = {"steps": step, "updates": int(agent.updates.numpy()), "episodes": len(episodes),
-               "train_return_mean_100": _summary(episodes), "final_loss": loss, "wall_seconds": wall,
-               "env_steps_per_second": (step - start_step) / max(wall, 1e-9),
-               "history": [{"step": s, "return": r, "length": length} for s, r, length in episodes],
-               "checkpoint": keeper.latest if keeper else None}
-    if run_dir is not None:
-        from cs231n_tf.rl.plots import plot_returns
-
-        previous = _read_metrics(run_dir)
-        metrics.update({k: v for k, v in previous.items() if k.startswith("eval_") and k not in metrics})
-        if episodes:
-            metrics["returns_png"] = plot_returns([s for s, _, _ in episodes], [r for _, r, _ in episodes],
-                                                  os.path.join(run_dir, RETURNS_PNG),
-                                                  title=f"{config.algo} on {config.env}")
-        rundir.write_metrics(run_dir, metrics)
+               "train_return_mean_100": mean_return(episodes), "final_loss": loss, "wall_seconds": wall,
+               "env_steps_per_second": (step - start_step) / max(wall, 1e-9), "checkpoint": checkpoints.latest}
+    metrics = finish_metrics(run_dir, metrics, episodes, f"{config.algo} on {config.env}")
     log(f"step {step}: {len(episodes)} episodes, mean return of the last 100 {metrics['train_return_mean_100']:.1f}, "
         f"{metrics['env_steps_per_second']:.0f} env steps/s")
     return DQNResult(run_dir, metrics, agent)
 
 
-def _read_metrics(run_dir):
-    path = os.path.join(run_dir, rundir.METRICS_FILE)
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} is corrupt ({type(exc).__name__}: {exc})") from None
-    return obj if isinstance(obj, dict) else {}
-
-
 def greedy_returns(q_network, env_id, episodes, seed, max_steps=100_000):
-    """Returns ``[episodes]`` of the greedy policy of ``q_network``: one episode per environment, all batched.
+    """Returns ``[episodes]`` of the greedy policy of ``q_network`` (:func:`~cs231n_tf.rl.loop.policy_returns`)."""
+    act = tf.function(lambda x: tf.argmax(q_network(x, training=False), axis=1, output_type=tf.int64),
+                      reduce_retracing=True)
+    return policy_returns(lambda x: act(x).numpy(), env_id, episodes, seed, max_steps)
 
-    ``episodes`` environments (seeded ``seed, seed + 1, ...``) run side by side until each has
-    finished its first episode, so short episodes are not over-counted.
-    """
-    episodes = validation.positive_int("episodes", episodes)
-    envs = make_vector_env(env_id, episodes)
-    try:
-        observations, _ = envs.reset(seed=[seed + i for i in range(episodes)])
-        returns = np.zeros(episodes)
-        running = np.ones(episodes, bool)
-        act = tf.function(lambda x: tf.argmax(q_network(x, training=False), axis=1, output_type=tf.int64),
-                          reduce_retracing=True)
-        for _ in range(max_steps):
-            actions = act(tf.convert_to_tensor(observations)).numpy()
-            observations, rewards, terminated, truncated, _ = envs.step(actions)
-            returns += rewards * running
-            running &= ~(terminated | truncated)
-            if not running.any():
-                break
-    finally:
-        envs.close()
-    return returns
+
+def load_q_network(run_dir, checkpoint=None):
+    """``(config, q_network)`` of a DQN run, the online network restored from ``checkpoint`` (default: the latest)."""
+    config = load_run_config(run_dir)
+    checkpoint = rundir.latest_checkpoint(run_dir, checkpoint)
+    env = make_env(config.env)
+    check_spaces(config.env, env.observation_space, env.action_space)
+    q_network = build_q_network(config, env.observation_space, env.action_space.n, "q_network")
+    env.close()
+    restore_checkpoint(tf.train.Checkpoint(q_network=q_network), checkpoint, partial=True)
+    return config, q_network, checkpoint
 
 
 def evaluate_run(run_dir, episodes=100, seed=None, checkpoint=None):
     """Mean and std of the greedy return over ``episodes`` episodes; merged into the run's ``metrics.json``.
 
     ``seed`` defaults to the run's seed + 10000 (episodes unseen in training). Returns
-    ``{"eval_return_mean", "eval_return_std", "eval_episodes", "eval_seed"}``.
+    ``{"eval_return_mean", "eval_return_std", "eval_episodes", "eval_seed", "eval_checkpoint"}``.
     """
-    config = load_run_config(run_dir)
-    if seed is None:
-        seed = config.seed + EVAL_SEED_OFFSET
-    seed = validation.non_negative_int("seed", seed)
-    if checkpoint is None:
-        checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
-        if checkpoint is None:
-            raise RunDirError(f"{run_dir!r} has no checkpoint in {CHECKPOINT_DIR}/")
-    env = make_env(config.env)
-    check_spaces(config.env, env.observation_space, env.action_space)
-    q_network = build_q_network(config, env.observation_space, env.action_space.n, "q_network")
-    env.close()
-    restore_checkpoint(tf.train.Checkpoint(q_network=q_network), checkpoint, partial=True)
-    returns = greedy_returns(q_network, config.env, episodes, seed)
-    result = {"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
-              "eval_episodes": int(episodes), "eval_seed": int(seed), "eval_checkpoint": checkpoint}
-    metrics = _read_metrics(run_dir)
-    metrics.update(result)
-    atomic_write_json(os.path.join(run_dir, rundir.METRICS_FILE), metrics)
-    return result
+    config, q_network, checkpoint = load_q_network(run_dir, checkpoint)
+    seed = evaluation_seed(config, seed)
+    return write_evaluation(run_dir, greedy_returns(q_network, config.env, episodes, seed), seed, checkpoint)
