@@ -36,6 +36,17 @@ def to_signed(x, pixel_max):
     return (np.asarray(x, np.float32) / np.float32(pixel_max) * 2.0 - 1.0).astype(np.float32)
 
 
+def to_unit(x):
+    """Images in [-1, 1] -> [0, 1] (the Bernoulli means of the autoencoders)."""
+    return ((np.asarray(x, np.float32) + 1.0) / 2.0).astype(np.float32)
+
+
+def quantize(x, levels):
+    """Images in [-1, 1] -> integer intensity levels ``0..levels-1`` (``levels=2``: binarised at 1/2)."""
+    scaled = np.round(to_unit(x) * (int(levels) - 1))
+    return np.clip(scaled, 0, int(levels) - 1).astype(np.int32)
+
+
 def load_images(name="digits28", split_seed=0, test_fraction=0.2):
     """The data set ``name`` as :class:`GANImages` (see the module docstring)."""
     base, size = UPSAMPLED.get(name, (name, None))
