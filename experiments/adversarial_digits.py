@@ -52,10 +52,11 @@ MODELS = [
                                                                  "adv_ratio": 1.0}),
 ]
 PGD_EPS = (0.1, 0.2, 0.3)
-RBF_NOTE = (' Here the RBF network is fooled as often and as confidently as the others: `rbf_net` puts a softmax over its per-class R'
-            "BF log-scores (with learned biases), so its confidence is a softmax probability, not the paper's unnormalised unit value"
-            ' exp(-beta ||x - mu||^2), and 64 pixels give an eps-0.25 ball little room to stay near a prototype. Adversarial training'
-            ' is the only defence that moves FGSM error and PGD accuracy by more than a few points; dropout, weight decay and input noise barely do, as the lecture says.')
+RBF_NOTE = (" Here the RBF network is fooled as often and as confidently as the others: `rbf_net` puts a softmax "
+            "over its per-class RBF log-scores (with learned biases), so its confidence is a softmax probability, not "
+            "the paper's unnormalised unit value exp(-beta ||x - mu||^2), and 64 pixels give an eps-0.25 ball little "
+            "room to stay near a prototype. Adversarial training is the only defence that moves FGSM error and PGD "
+            "accuracy by more than a few points; dropout, weight decay and input noise barely do, as the lecture says.")
 
 
 def fgsm_stats(run_dir, x, y, eps):
