@@ -50,6 +50,7 @@ TASK_COMMANDS = {
     "charrnn": "charrnn",
     "gan": "generate",
     "rl_dqn": "rl",
+    "rl_pg": "rl",
 }
 
 
