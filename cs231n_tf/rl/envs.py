@@ -3,7 +3,8 @@
 :func:`make_env` is ``gymnasium.make`` with the package's errors: an unknown id raises
 :class:`~cs231n_tf.errors.ConfigError` naming the closest registered ids (``difflib`` over
 gymnasium's registry, Atari's ``ALE/...`` ids included). The package's grid world is registered as
-``cs231n_tf/GridWorld-v0``.
+``cs231n_tf/GridWorld-v0``, and with ale-py installed the Nature-preprocessed Atari games as
+``cs231n_tf/<Game>-v5`` (:mod:`cs231n_tf.rl.atari`).
 """
 
 import difflib
@@ -33,6 +34,9 @@ def _register_atari():
     except ImportError:
         return False
     gym.register_envs(ale_py)
+    from cs231n_tf.rl.atari import register_preprocessed
+
+    register_preprocessed()  # cs231n_tf/<Game>-v5: the Nature DQN's 84x84x4 frames
     return True
 
 
