@@ -49,6 +49,8 @@ TASK_COMMANDS = {
     "localization": "localize",
     "charrnn": "charrnn",
     "gan": "generate",
+    "autoencoder": "generate",
+    "pixelcnn": "generate",
     "rl_dqn": "rl",
     "rl_pg": "rl",
 }

@@ -28,6 +28,7 @@ from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.generative import vae
 from cs231n_tf.generative.common import DATA, MODEL, RUN, LikelihoodRunConfig, SampleGridHook, bits_per_dim
 from cs231n_tf.generative.data import load_images, quantize, to_unit
+from cs231n_tf.generative.neighbours import write_neighbour_grid
 from cs231n_tf.generative.task import image_grid, write_grid
 from cs231n_tf.train.config import _flag
 
@@ -256,14 +257,21 @@ def load_models(run_dir, checkpoint=None):
     return config, encoder, decoder
 
 
-def sample(run_dir, num, out, seed=0, checkpoint=None):
+def sample(run_dir, num, out, seed=0, checkpoint=None, neighbours=0):
     """VAE samples (``samples.png``), test-image interpolations (``interpolation.png``) and, for a 2-D
-    latent, the manifold grid (``manifold.png``) in ``out``; returns the path of ``samples.png``."""
+    latent, the manifold grid (``manifold.png``) in ``out``; returns the path of ``samples.png``.
+
+    ``neighbours=k``: also ``neighbours.png``, each sample beside its ``k`` nearest training images.
+    """
     config, encoder, decoder = load_models(run_dir, checkpoint)
     images = sample_images(decoder, config, num, seed)
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
-    test = load_images(config.data).x_test
+    data = load_images(config.data)
+    test = data.x_test
+    if neighbours:
+        train_images = targets(data.x_train, config.binarize) * 2.0 - 1.0
+        write_neighbour_grid(images, train_images, os.path.join(out, "neighbours.png"), neighbours)
     write_interpolation(encoder, decoder, config, test[:5], test[5:10], 8, os.path.join(out, "interpolation.png"))
     if config.latent_dim == 2:
         write_manifold(decoder, 10, os.path.join(out, "manifold.png"))

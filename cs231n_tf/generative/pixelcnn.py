@@ -30,6 +30,7 @@ from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError, ShapeError
 from cs231n_tf.generative.common import MODEL, LikelihoodRunConfig, SampleGridHook, bits_per_dim
 from cs231n_tf.generative.data import load_images, quantize
+from cs231n_tf.generative.neighbours import write_neighbour_grid
 from cs231n_tf.generative.task import write_grid
 from cs231n_tf.train.config import _flag
 
@@ -304,13 +305,20 @@ def load_model(run_dir, checkpoint=None):
     return config, model
 
 
-def sample(run_dir, num, out, seed=0, checkpoint=None):
-    """Draw ``num`` images from a PixelCNN run and write their grid to ``out/samples.png``; returns the path."""
+def sample(run_dir, num, out, seed=0, checkpoint=None, neighbours=0):
+    """Draw ``num`` images from a PixelCNN run and write their grid to ``out/samples.png``; returns the path.
+
+    ``neighbours=k``: also ``out/neighbours.png``, each sample beside its ``k`` nearest training images.
+    """
     num = validation.positive_int("num", num)
     config, model = load_model(run_dir, checkpoint)
-    drawn = sampler(model)(num, tf.constant([seed, 0], tf.int64)).numpy()
+    images = levels_to_signed(sampler(model)(num, tf.constant([seed, 0], tf.int64)).numpy(), config.levels)
+    out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
-    return write_grid(levels_to_signed(drawn, config.levels), os.path.join(os.path.abspath(out), "samples.png"))
+    if neighbours:
+        train_images = levels_to_signed(quantize(load_images(config.data).x_train, config.levels), config.levels)
+        write_neighbour_grid(images, train_images, os.path.join(out, "neighbours.png"), neighbours)
+    return write_grid(images, os.path.join(out, "samples.png"))
 
 
 def train(config, run_dir=None, resume=False, images=None, log=print, hooks=(), progress=None):

@@ -334,13 +334,21 @@ def load_generator(run_dir, checkpoint=None):
     return GeneratorModule(generator, image_shape, config.noise_dim)
 
 
-def sample(run_dir, num, out, seed=0, checkpoint=None):
-    """Generate ``num`` images from a GAN run and write their grid to ``out/samples.png``; returns the path."""
+def sample(run_dir, num, out, seed=0, checkpoint=None, neighbours=0):
+    """Generate ``num`` images from a GAN run and write their grid to ``out/samples.png``; returns the path.
+
+    ``neighbours=k``: also ``out/neighbours.png``, each sample beside its ``k`` nearest training images.
+    """
     num = validation.positive_int("num", num)
     module = load_generator(run_dir, checkpoint)
     noise = gan.sample_noise(num, int(module.serve.input_signature[0].shape[-1]), seed=seed)
     images = module.serve(noise)["images"].numpy()
     os.makedirs(out, exist_ok=True)
+    if neighbours:
+        from cs231n_tf.generative.neighbours import write_neighbour_grid
+
+        train_images = load_images(load_run_config(run_dir)[0].data).x_train
+        write_neighbour_grid(images, train_images, os.path.join(os.path.abspath(out), "neighbours.png"), neighbours)
     return write_grid(images, os.path.join(os.path.abspath(out), "samples.png"))
 
 

@@ -14,6 +14,8 @@ TASKS = {
     "segmentation": "cs231n_tf.segmentation.task:SegmentationTask",
     "caption": "cs231n_tf.sequence.captioner:CaptionTask",
     "gan": "cs231n_tf.generative.task:GANTask",
+    "autoencoder": "cs231n_tf.generative.autoencoder:AutoencoderTask",
+    "pixelcnn": "cs231n_tf.generative.pixelcnn:PixelCNNTask",
     "localization": "cs231n_tf.detection.localization:LocalizationTask",
 }
 
