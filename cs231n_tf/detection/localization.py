@@ -61,7 +61,7 @@ def encode_boxes(boxes):
 
 
 def decode_boxes(codes):
-    """Regression outputs ``(..., 4)`` -> normalised boxes ``[ymin, xmin, ymax, xmax]`` (inverse of :func:`encode_boxes`)."""
+    """Regression outputs ``(..., 4)`` -> normalised ``[ymin, xmin, ymax, xmax]`` (inverse of :func:`encode_boxes`)."""
     return decode(codes, tf.constant(IMAGE_BOX, tf.float32))
 
 
@@ -397,7 +397,8 @@ def dataset_of(data, batch_size):
 METRICS = ("class_loss", "box_loss", "accuracy", "mean_iou", "localization_accuracy")
 KEYPOINT_METRICS = ("keypoint_loss", "keypoint_error", "pck")
 # metric name -> the per-example value it averages
-_SOURCES = {"loss": ("loss", "total"), "class_loss": ("loss", "class"), "box_loss": ("loss", "box"), "keypoint_loss": ("loss", "keypoints"),
+_SOURCES = {"loss": ("loss", "total"), "class_loss": ("loss", "class"), "box_loss": ("loss", "box"),
+            "keypoint_loss": ("loss", "keypoints"),
             "accuracy": ("score", "accuracy"), "mean_iou": ("score", "iou"),
             "localization_accuracy": ("score", "localized"), "keypoint_error": ("score", "keypoint_error"),
             "pck": ("score", "pck")}
@@ -460,8 +461,8 @@ class LocalizationTask(Task):
         self.optimizer = ctx.optimizer(tf.keras.optimizers.Adam(c.lr))
         self.optimizer.build(self.model.trainable_variables)
         names = ("loss",) + self._metric_names()
-        self.train_metrics = {n: tf.keras.metrics.Mean(n) for n in names}
-        self.eval_metrics_ = {n: tf.keras.metrics.Mean(n) for n in names}
+        self._train = {n: tf.keras.metrics.Mean(n) for n in names}
+        self._eval = {n: tf.keras.metrics.Mean(n) for n in names}
 
     def models(self):
         return {"model": self.model}
@@ -470,10 +471,10 @@ class LocalizationTask(Task):
         return {"optimizer": self.optimizer}
 
     def metrics(self):
-        return list(self.train_metrics.values())
+        return list(self._train.values())
 
     def eval_metrics(self):
-        return list(self.eval_metrics_.values())
+        return list(self._eval.values())
 
     def _losses(self, outputs, batch):
         c = self.config
@@ -491,12 +492,12 @@ class LocalizationTask(Task):
             losses = self._losses(outputs, batch)
             loss = ctx.mean(losses["total"])
         ctx.minimize(tape, loss, self.model.trainable_variables, self.optimizer)
-        self._update(self.train_metrics, outputs, batch, losses)
+        self._update(self._train, outputs, batch, losses)
         return {"loss": loss}
 
     def eval_step(self, batch, ctx):
         outputs = self.model(batch["images"], training=False)
-        self._update(self.eval_metrics_, outputs, batch, self._losses(outputs, batch))
+        self._update(self._eval, outputs, batch, self._losses(outputs, batch))
         return {}
 
     def run_config(self):
@@ -606,9 +607,9 @@ def predict(model, images, batch_size=64):
     return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
 
 
-def draw_prediction(image, box, label, colour=(255, 40, 40)):
+def draw_prediction(image, box, label=None, colour=(255, 40, 40)):
     """``image (H, W, 3) uint8`` with ``box`` (normalised ``[ymin, xmin, ymax, xmax]``) drawn as a
-    rectangle and ``label`` written above it (below its top edge when there is no room above)."""
+    rectangle and ``label`` (if any) written above it (below its top edge when there is no room above)."""
     from PIL import Image, ImageDraw
 
     height, width = image.shape[:2]
@@ -617,6 +618,8 @@ def draw_prediction(image, box, label, colour=(255, 40, 40)):
     y0, x0, y1, x1 = (float(v) for v in np.clip(box, 0, 1) * [height, width, height, width])
     line = max(1, round(min(height, width) / 100))
     draw.rectangle([x0, y0, max(x1 - 1, x0), max(y1 - 1, y0)], outline=colour, width=line)
+    if label is None:
+        return np.asarray(picture)
     left, top, right, bottom = draw.textbbox((0, 0), label)
     text_y = y0 - (bottom - top) - 2 if y0 >= bottom - top + 2 else y0 + line
     draw.rectangle([x0, text_y, x0 + right - left + 2, text_y + bottom - top + 2], fill=colour)

@@ -174,7 +174,8 @@ def test_builders_on_registry_backbones():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run = str(tmp_path_factory.mktemp("loc") / "run")
-    return run, loc.train(tiny(epochs=8, train_images=768, batch_size=16, keypoints=True), run, log=quiet, progress=False)
+    config = tiny(epochs=8, train_images=768, batch_size=16, keypoints=True)
+    return run, loc.train(config, run, log=quiet, progress=False)
 
 
 @pytest.mark.slow
