@@ -24,12 +24,11 @@ from cs231n_tf.engine.loop import Engine
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError
-from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.generative import vae
 from cs231n_tf.generative.common import DATA, MODEL, RUN, LikelihoodRunConfig, SampleGridHook, bits_per_dim
 from cs231n_tf.generative.data import load_images, quantize, to_unit
 from cs231n_tf.generative.neighbours import write_neighbour_grid
-from cs231n_tf.generative.task import image_grid, write_grid
+from cs231n_tf.generative.task import write_grid
 from cs231n_tf.train.config import _flag
 
 NAME = "autoencoder"
@@ -278,26 +277,24 @@ def sample(run_dir, num, out, seed=0, checkpoint=None, neighbours=0):
     return write_grid(images, os.path.join(out, "samples.png"))
 
 
-def write_unit_grid(images, path, columns=None):
+def write_unit_grid(images, path, columns=None, pad=0):
     """A PNG grid of images in [0, 1] at ``path`` (atomically); returns the path."""
-    grid = image_grid(np.asarray(images, np.float32) * 2.0 - 1.0, columns=columns)
-    atomic_write_bytes(path, tf.io.encode_png(grid).numpy())
-    return path
+    return write_grid(np.asarray(images, np.float32) * 2.0 - 1.0, path, columns, pad)
 
 
-def write_interpolation(encoder, decoder, config, starts, ends, steps, path):
+def write_interpolation(encoder, decoder, config, starts, ends, steps, path, pad=0):
     """A PNG with one row per pair: the decoded straight line between the codes of ``starts[i]`` and ``ends[i]``."""
     a, b = encode(encoder, config, starts), encode(encoder, config, ends)
     codes = np.concatenate([vae.interpolate(a[i], b[i], steps) for i in range(len(a))])
-    return write_unit_grid(tf.sigmoid(tf.cast(decoder(codes, training=False), tf.float32)).numpy(), path, steps)
+    return write_unit_grid(tf.sigmoid(tf.cast(decoder(codes, training=False), tf.float32)).numpy(), path, steps, pad)
 
 
-def write_manifold(decoder, n, path):
+def write_manifold(decoder, n, path, pad=0):
     """The ``n x n`` grid of a 2-D latent space decoded at normal quantiles (:func:`vae.manifold_codes`) as a PNG."""
     if int(decoder.input_shape[-1]) != 2:
         raise ConfigError(f"the manifold grid needs a 2-D latent space, this decoder's is {decoder.input_shape[-1]}-D")
     decoded = tf.sigmoid(tf.cast(decoder(vae.manifold_codes(n), training=False), tf.float32)).numpy()
-    return write_unit_grid(decoded, path, n)
+    return write_unit_grid(decoded, path, n, pad)
 
 
 def train(config, run_dir=None, resume=False, images=None, log=print, hooks=(), progress=None):

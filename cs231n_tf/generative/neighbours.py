@@ -7,11 +7,9 @@ Goodfellow et al. 2014, figure 2, and Radford et al. 2016's memorisation check).
 """
 
 import numpy as np
-import tensorflow as tf
 
 from cs231n_tf.errors import ShapeError
-from cs231n_tf.fileio import atomic_write_bytes
-from cs231n_tf.generative.task import image_grid
+from cs231n_tf.generative.task import write_grid
 
 
 def nearest_neighbours(samples, train, k=1, chunk=256):
@@ -40,8 +38,7 @@ def neighbour_grid(samples, train, k=3):
     return np.concatenate(rows)
 
 
-def write_neighbour_grid(samples, train, path, k=3):
-    """A PNG (images in [-1, 1]): one row per sample, the sample first, then its ``k`` nearest training images."""
-    grid = image_grid(neighbour_grid(samples, train, k), columns=min(int(k), len(train)) + 1)
-    atomic_write_bytes(path, tf.io.encode_png(grid).numpy())
-    return path
+def write_neighbour_grid(samples, train, path, k=3, pad=1):
+    """A PNG (images in [-1, 1]): one row per sample, the sample first, then its ``k`` nearest training images,
+    ``pad`` grey pixels between tiles."""
+    return write_grid(neighbour_grid(samples, train, k), path, columns=min(int(k), len(train)) + 1, pad=pad)

@@ -118,23 +118,29 @@ def build_models(config, image_shape):
     return g, d
 
 
-def image_grid(images, columns=None):
-    """``[n, H, W, C]`` images in [-1, 1] -> one uint8 ``[rows*H, cols*W, C]`` grid (row-major, black padding)."""
+def image_grid(images, columns=None, pad=0):
+    """``[n, H, W, C]`` images in [-1, 1] -> one uint8 ``[rows*H, cols*W, C]`` grid (row-major, black padding).
+
+    ``pad``: grey lines of that width between the tiles (digits on black abut otherwise).
+    """
     x = np.asarray(images, np.float32)
     n, h, w, c = x.shape
     cols = columns or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    grid = np.zeros((rows * h, cols * w, c), np.uint8)
+    grid = np.zeros((rows * (h + pad) - pad, cols * (w + pad) - pad, c), np.uint8)
+    if pad:
+        grid[:] = 128
     pixels = np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8)
-    for i in range(n):
+    for i in range(rows * cols):
         r, q = divmod(i, cols)
-        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = pixels[i]
+        top, left = r * (h + pad), q * (w + pad)
+        grid[top:top + h, left:left + w] = pixels[i] if i < n else 0
     return grid
 
 
-def write_grid(images, path):
+def write_grid(images, path, columns=None, pad=0):
     """Write :func:`image_grid` of ``images`` as a PNG at ``path`` (atomically); returns the path."""
-    atomic_write_bytes(path, tf.io.encode_png(image_grid(images)).numpy())
+    atomic_write_bytes(path, tf.io.encode_png(image_grid(images, columns, pad)).numpy())
     return path
 
 

@@ -33,7 +33,10 @@ def test_nearest_neighbours_match_scikit_learn_and_find_copies(tmp_path):
     assert grid.shape == (20, 4, 4, 1)
     np.testing.assert_array_equal(grid[4], samples[1])
     np.testing.assert_array_equal(grid[5:8], train[ref_idx[1]])
-    assert png_shape(write_neighbour_grid(samples, train, str(tmp_path / "n.png"), k=3)) == (20, 16, 1)
+    png = tf.io.decode_png(tf.io.read_file(write_neighbour_grid(samples, train, str(tmp_path / "n.png"), k=3))).numpy()
+    assert png.shape == (5 * 5 - 1, 4 * 5 - 1, 1)  # 4x4 tiles, 1 grey pixel between them
+    assert np.all(png[4] == 128) and np.all(png[:, 4] == 128)
+    np.testing.assert_array_equal(png[:4, :4, 0], np.round((samples[0, ..., 0] + 1) * 127.5))
 
 
 @pytest.mark.slow
@@ -49,7 +52,7 @@ def test_vae_and_pixelcnn_train_resume_sample_and_forward(tmp_path, capsys):
                      "--neighbours", "2"]) == 0
     assert png_shape(tmp_path / "vs" / "samples.png") == (16, 16, 1)
     assert png_shape(tmp_path / "vs" / "manifold.png") == (80, 80, 1)
-    assert png_shape(tmp_path / "vs" / "neighbours.png") == (32, 24, 1)
+    assert png_shape(tmp_path / "vs" / "neighbours.png") == (4 * 9 - 1, 3 * 9 - 1, 1)
     assert cli.main(["generate", "train", "--model", "pixelcnn", *TINY, "--levels", "4", "--layers", "1",
                      "--out", pix]) == 0
     assert cli.main(["generate", "train", "--out", pix, "--resume", "--max-steps", "3"]) == 0
@@ -61,7 +64,7 @@ def test_vae_and_pixelcnn_train_resume_sample_and_forward(tmp_path, capsys):
                      "8", "--base-filters", "4", "--no-frechet", "--max-steps", "1", "--out", gan]) == 0
     assert cli.main(["generate", "sample", "--run", gan, "--num", "3", "--out", str(tmp_path / "gs"),
                      "--neighbours", "1"]) == 0
-    assert png_shape(tmp_path / "gs" / "neighbours.png") == (24, 16, 1)
+    assert png_shape(tmp_path / "gs" / "neighbours.png") == (3 * 9 - 1, 2 * 9 - 1, 1)
     capsys.readouterr()
     # The generic evaluate/export know which family opens these runs.
     for run, task in ((vae, "autoencoder"), (pix, "pixelcnn")):
