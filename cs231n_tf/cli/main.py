@@ -39,6 +39,7 @@ COMMANDS = {
     "viz": ("cs231n_tf.cli.viz", "visualize a classifier: filters, activations, saliency, Grad-CAM, occlusion, class viz, fooling, DeepDream, inversion, t-SNE"),
     "style": ("cs231n_tf.cli.style", "style transfer: optimisation (Adam/L-BFGS), train a fast feed-forward stylizer, apply it"),
     "attack": ("cs231n_tf.cli.attack", "adversarial robustness (FGSM/PGD) of a run or efficientnet_lite0: table, curve, examples"),
+    "detect": ("cs231n_tf.cli.detect", "object detection: single-shot detector with FPN and focal loss; train, evaluate (COCO AP), predict, export"),
 }
 
 # A run's task (config.json "task") -> the command family whose verbs open it; the generic
@@ -53,6 +54,7 @@ TASK_COMMANDS = {
     "pixelcnn": "generate",
     "rl_dqn": "rl",
     "rl_pg": "rl",
+    "detection": "detect",
 }
 
 

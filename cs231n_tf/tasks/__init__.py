@@ -17,6 +17,7 @@ TASKS = {
     "autoencoder": "cs231n_tf.generative.autoencoder:AutoencoderTask",
     "pixelcnn": "cs231n_tf.generative.pixelcnn:PixelCNNTask",
     "localization": "cs231n_tf.detection.localization:LocalizationTask",
+    "detection": "cs231n_tf.detection.task:DetectionTask",
 }
 
 
