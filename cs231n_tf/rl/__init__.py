@@ -1,4 +1,4 @@
-"""Reinforcement learning (lecture 14) on gymnasium: MDP planning, tabular Q-learning, deep Q-networks.
+"""Reinforcement learning (lecture 14) on gymnasium: MDP planning, tabular Q-learning, DQN, policy gradients.
 
 - ``mdp.py`` (tier 1): gymnasium transition tables (``env.unwrapped.P``) as :class:`TabularMDP`,
   :func:`bellman_optimality_backup`, :func:`value_iteration`, :func:`policy_iteration`,
@@ -15,7 +15,14 @@
 - ``policy_gradient.py``: :func:`~cs231n_tf.rl.policy_gradient.reward_to_go` (REINFORCE),
   :func:`~cs231n_tf.rl.policy_gradient.n_step_returns` (A2C, cut off at terminal steps) and
   :func:`~cs231n_tf.rl.policy_gradient.actor_critic_losses`; ``policies.py``:
-  :class:`~cs231n_tf.rl.policies.ActorCritic`, policy and value MLPs with the compiled update.
+  :class:`~cs231n_tf.rl.policies.ActorCritic`, policy and value MLPs with the compiled update;
+  ``pg.py``: the REINFORCE and A2C environment loop with exact resume
+  (:class:`~cs231n_tf.rl.pg.PGConfig`, :func:`~cs231n_tf.rl.pg.train`,
+  :func:`~cs231n_tf.rl.pg.evaluate_run`).
+- ``loop.py``: the environment-loop parts DQN and the policy-gradient loop share (run directory,
+  NaN-guarded checkpoints, the checkpointable vector collector, metrics, evaluation).
+- ``export.py``: :func:`~cs231n_tf.rl.export.export_run`, any run's greedy policy as a SavedModel and
+  a ``.tflite`` (``observations`` -> ``actions`` and ``q_values``/``logits``), action-checked (``rl export``).
 
 The planning side imports no TensorFlow, so only the deep-learning modules above are imported from
 their own modules (``from cs231n_tf.rl.dqn import train``).

@@ -26,10 +26,11 @@ graph, :func:`~cs231n_tf.engine.state.check_finite` stops the run at the next ho
 :class:`~cs231n_tf.engine.state.CheckpointKeeper`, :class:`~cs231n_tf.engine.reporter.Reporter`
 (TensorBoard ``episode_return``, ``episode_length``, ``loss``, ``epsilon``, ``env_steps_per_second``),
 :meth:`StepContext.minimize <cs231n_tf.engine.context.StepContext.minimize>` and the run-directory
-layer, assembled in :mod:`cs231n_tf.rl.loop` (shared with the policy-gradient loop). A checkpoint holds the networks, the optimizer, the step, the replay buffer (with its
-sampling generator), every environment's state (:mod:`cs231n_tf.rl.envstate`), the current
-observations, the episodes in progress, the exploration generator and the finished episodes'
-returns, so a resumed run continues exactly as the uninterrupted run would have.
+layer, assembled in :mod:`cs231n_tf.rl.loop` (shared with the policy-gradient loop). A checkpoint
+holds the networks, the optimizer, the step, the replay buffer (with its sampling generator), every
+environment's state (:mod:`cs231n_tf.rl.envstate`), the current observations, the episodes in
+progress, the exploration generator and the finished episodes' returns, so a resumed run continues
+exactly as the uninterrupted run would have.
 
 Defaults follow rl-baselines3-zoo's tuned CartPole-v1 DQN (lr 2.3e-3, batch 64, 100k buffer, 1000
 steps before learning, 128 updates every 256 steps, epsilon to 0.04 over 8000 steps, 256-256 MLP,

@@ -306,7 +306,7 @@ def train(config, run_dir=None, resume=False, log=print, progress=False):
 
 
 def greedy_returns(policy, env_id, episodes, seed, max_steps=100_000):
-    """Returns ``[episodes]`` of the policy network's most probable action (:func:`~cs231n_tf.rl.loop.policy_returns`)."""
+    """Returns ``[episodes]`` of the policy network's argmax actions (:func:`~cs231n_tf.rl.loop.policy_returns`)."""
     act = tf.function(lambda x: tf.argmax(policy(tf.cast(x, tf.float32), training=False), axis=1,
                                           output_type=tf.int64), reduce_retracing=True)
     return policy_returns(lambda x: act(x).numpy(), env_id, episodes, seed, max_steps)
