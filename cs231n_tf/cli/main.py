@@ -50,6 +50,7 @@ TASK_COMMANDS = {
     "localization": "localize",
     "charrnn": "charrnn",
     "gan": "generate",
+    "fast_style": "style",
     "autoencoder": "generate",
     "pixelcnn": "generate",
     "rl_dqn": "rl",

@@ -14,6 +14,7 @@ TASKS = {
     "segmentation": "cs231n_tf.segmentation.task:SegmentationTask",
     "caption": "cs231n_tf.sequence.captioner:CaptionTask",
     "gan": "cs231n_tf.generative.task:GANTask",
+    "fast_style": "cs231n_tf.visualize.fast_style:FastStyleTask",
     "autoencoder": "cs231n_tf.generative.autoencoder:AutoencoderTask",
     "pixelcnn": "cs231n_tf.generative.pixelcnn:PixelCNNTask",
     "localization": "cs231n_tf.detection.localization:LocalizationTask",

@@ -200,7 +200,8 @@ def _lbfgs(image, loss_fn, steps, log_every, record):
 class Network:
     """A model to take features from, with its pixel mapping: ``prepare(uint8 (H, W, C)) -> (1, h, w, C)``
     in the model's input space, ``to_pixels`` back to uint8, ``clip`` the input range of pixels 0..255,
-    and default layers (the pretrained network's, or a run's convolutions)."""
+    default layers (the pretrained network's, or a run's convolutions) and ``normalize`` (unit-range
+    image tensors to the model's input space, differentiable)."""
 
     model: tf.keras.Model
     prepare: object
@@ -209,6 +210,7 @@ class Network:
     content_layer: str
     style_layers: tuple
     source: dict
+    normalize: object = None
 
 
 def _pixel_maps(size, channels, mean, std):
@@ -222,8 +224,11 @@ def _pixel_maps(size, channels, mean, std):
     def to_pixels(x):
         return np.clip(np.round((np.asarray(x)[0] * std + mean) * 255.0), 0, 255).astype(np.uint8)
 
+    def normalize(x):
+        return (x - mean) / std
+
     clip = (float(np.min(-mean / std)), float(np.max((1 - mean) / std)))
-    return prepare, to_pixels, clip
+    return prepare, to_pixels, clip, normalize
 
 
 def load_network(*, model=None, run_dir=None, weights="imagenet", image_size=192, checkpoint=None):
@@ -238,23 +243,23 @@ def load_network(*, model=None, run_dir=None, weights="imagenet", image_size=192
         size = validation.positive_int("image_size", image_size)
         channels = spec.canonical_input_shape[-1]
         net = build(model, input_shape=(size, size, channels), weights=weights, include_top=False)
-        prepare, to_pixels, clip = _pixel_maps((size, size), channels, *spec.input_stats)
+        prepare, to_pixels, clip, normalize = _pixel_maps((size, size), channels, *spec.input_stats)
         names = {layer.name for layer in net.layers}
         if DEFAULT_CONTENT_LAYER in names and set(DEFAULT_STYLE_LAYERS) <= names:
             content, style = DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
         else:
             content, style = _conv_layers(net)
         return Network(net, prepare, to_pixels, clip, content, style, {"model": model, "weights": weights,
-                                                                      "image_size": [size, size]})
+                                                                      "image_size": [size, size]}, normalize)
     from cs231n_tf.train.evaluate import load_run
 
     run = load_run(run_dir, checkpoint, float32=True)
     info = run.run_config["data"]
     shape = tuple(info["image_shape"])
-    prepare, to_pixels, clip = _pixel_maps(shape[:2], shape[-1], info["mean"], info["std"])
+    prepare, to_pixels, clip, normalize = _pixel_maps(shape[:2], shape[-1], info["mean"], info["std"])
     content, style = _conv_layers(run.model)
     return Network(run.model, prepare, to_pixels, clip, content, style,
-                   {"run_dir": run.run_dir, "checkpoint": run.checkpoint})
+                   {"run_dir": run.run_dir, "checkpoint": run.checkpoint}, normalize)
 
 
 def _conv_layers(model):
