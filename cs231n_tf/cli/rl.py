@@ -38,7 +38,7 @@ def _shared_help():
         if field.name in _names(PGConfig) and getattr(dqn, field.name) != getattr(pg, field.name):
             value = getattr(pg, field.name)
             shown = ",".join(map(str, value)) if isinstance(value, list) else value
-            helps[field.name] = f"{field.metadata.get('help', '')}; dqn default shown, reinforce/a2c: {shown}"
+            helps[field.name] = f"{field.metadata.get('help', '')}; reinforce/a2c default {shown}, dqn"
     return helps
 
 
