@@ -8,7 +8,8 @@ overrides the GAN's networks (``fc``/``dc``: the course's 28x28 ones). Likelihoo
 from the recipe's config (:class:`~cs231n_tf.generative.task.GANConfig`,
 :class:`~cs231n_tf.generative.autoencoder.AutoencoderConfig`,
 :class:`~cs231n_tf.generative.pixelcnn.PixelCNNConfig`); a flag of another family is a one-line
-error. ``sample`` opens a run of any of these tasks and calls its library ``sample``.
+error. ``sample`` opens a run of any of these tasks and calls its library ``sample``; ``export``
+writes its serving module (:mod:`cs231n_tf.generative.export`).
 """
 
 from cs231n_tf.cli import args as cli_args
@@ -83,6 +84,17 @@ def add_arguments(p):
     sample.add_argument("--checkpoint", help="checkpoint path (default: the latest)")
     sample.add_argument("--neighbours", type=cli_args.non_negative_int, default=0, metavar="K",
                         help="also write neighbours.png: each sample beside its K nearest training images (default: 0)")
+    export = verbs.add_parser("export", help="export a run's generator/decoder/conditionals (SavedModel, TFLite)",
+                              description="Export a run's serving module, verified after reloading: a GAN's "
+                                          "generator (noise -> images), an autoencoder's decoder (latent -> images), a "
+                                          "PixelCNN's conditionals (levels -> log_probs).")
+    export.add_argument("--run", required=True, help="run directory written by `generate train`")
+    export.add_argument("--out", help="output directory (default: saved_models/<run name>/)")
+    export.add_argument("--checkpoint", help="checkpoint path (default: the latest)")
+    export.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
+                        help="saved_model: OUT/saved_model/; tflite: OUT/model.tflite (verified with LiteRT)")
+    export.add_argument("--quantize", default="none", choices=["none", "dynamic", "float16"],
+                        help="TFLite post-training quantization")
 
 
 def train_config(args):
@@ -118,6 +130,16 @@ def train_config(args):
 
 def run(args):
     from cs231n_tf.engine import rundir
+
+    if args.verb == "export":
+        from cs231n_tf.generative.export import export
+
+        report = export(args.run, out=args.out, checkpoint=args.checkpoint, format=args.format,
+                        quantize=args.quantize)
+        print(f"exported {report['format']} to {report['path']}: {report['size_bytes']} bytes, "
+              f"max |diff| {max(report['max_abs_diff'].values()):.3g}")
+        print(f"report: {report['path'].rstrip('/')}.report.json")
+        return 0
 
     if args.verb == "sample":
         task = rundir.require_task(args.run, tuple(MODULES))

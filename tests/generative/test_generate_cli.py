@@ -9,6 +9,7 @@ import pytest
 import cs231n_tf  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
+from cs231n_tf.export.exporter import TFLiteRunner
 from cs231n_tf.generative.neighbours import nearest_neighbours, neighbour_grid, write_neighbour_grid
 
 TINY = ["--data", "digits", "--batch-size", "64", "--filters", "4", "--max-steps", "2"]
@@ -65,12 +66,28 @@ def test_vae_and_pixelcnn_train_resume_sample_and_forward(tmp_path, capsys):
     assert cli.main(["generate", "sample", "--run", gan, "--num", "3", "--out", str(tmp_path / "gs"),
                      "--neighbours", "1"]) == 0
     assert png_shape(tmp_path / "gs" / "neighbours.png") == (3 * 9 - 1, 2 * 9 - 1, 1)
+    assert cli.main(["export", "--run", gan, "--out", str(tmp_path / "ge")]) == 0
+    noise = np.random.default_rng(1).uniform(-1, 1, (2, 8)).astype(np.float32)
+    served = tf.saved_model.load(str(tmp_path / "ge" / "saved_model")).signatures["serving_default"]
+    from cs231n_tf.generative.task import load_generator
+
+    np.testing.assert_allclose(served(noise=tf.constant(noise))["images"].numpy(),
+                               load_generator(gan).serve(noise)["images"].numpy(), atol=1e-6)
     capsys.readouterr()
     # The generic evaluate/export know which family opens these runs.
     for run, task in ((vae, "autoencoder"), (pix, "pixelcnn")):
         assert cli.main(["evaluate", "--run", run]) == 2
         assert capsys.readouterr().err.strip() == (f"cs231n-tf evaluate: a {task!r} run has no evaluate; its command "
-                                                   "is `cs231n-tf generate` (train|sample)")
+                                                   "is `cs231n-tf generate` (train|sample|export)")
+    assert cli.main(["export", "--run", vae, "--out", str(tmp_path / "ve")]) == 0
+    assert cli.main(["export", "--run", vae, "--out", str(tmp_path / "ve"), "--format", "tflite"]) == 0
+    z = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32)
+    served = tf.saved_model.load(str(tmp_path / "ve" / "saved_model")).signatures["serving_default"]
+    lite = TFLiteRunner(model_path=str(tmp_path / "ve" / "model.tflite")).run(latent=z)
+    np.testing.assert_allclose(np.asarray(lite["images"]), served(latent=tf.constant(z))["images"].numpy(), atol=1e-5)
+    assert cli.main(["generate", "export", "--run", pix, "--out", str(tmp_path / "pe"), "--format", "tflite"]) == 0
+    report = json.load(open(str(tmp_path / "pe" / "model.tflite.report.json")))
+    assert report["max_abs_diff"]["log_probs"] < 1e-4
 
 
 def test_one_line_errors(tmp_path, capsys):
@@ -95,6 +112,8 @@ def test_one_line_errors(tmp_path, capsys):
         (["generate", "train", "--model", "vae", "--out", ae, "--resume", "--latent-dim", "3"], "latent_dim"),
         (["generate", "sample", "--run", ae, "--out", str(tmp_path / "f")], "no prior"),
         (["generate", "sample", "--run", str(other), "--out", str(tmp_path / "g")], "'charrnn' run"),
+        (["generate", "export", "--run", str(other), "--out", str(tmp_path / "h")], "'charrnn' run"),
+        (["generate", "export", "--run", ae, "--quantize", "dynamic", "--out", str(tmp_path / "i")], "tflite only"),
     ]
     for argv, needle in cases:
         assert cli.main(argv) == 2, argv
