@@ -28,7 +28,7 @@ from cs231n_tf.engine.context import precision
 from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
-from cs231n_tf.errors import ConfigError, RunDirError
+from cs231n_tf.errors import ConfigError
 from cs231n_tf.train.config import _flag
 from cs231n_tf.train.strategies import STRATEGIES
 from cs231n_tf.visualize.style import content_loss, feature_extractor, gram_matrix, load_network, style_loss, tv_loss
