@@ -76,7 +76,8 @@ def main():
     copies = int(np.sum(distance[:, 0] == 0))
     write_grid(vae_task.sample_images(36, seed=1), os.path.join(FIGURES, "generative_vae_samples.png"), pad=1)
     autoencoder.write_interpolation(vae_task.encoder, vae_task.decoder, vae_config, images.x_test[:6],
-                                    images.x_test[6:12], 10, os.path.join(FIGURES, "generative_vae_interpolation.png"), pad=1)
+                                    images.x_test[6:12], 10, os.path.join(FIGURES, "generative_vae_interpolation.png"),
+                                    pad=1)
     autoencoder.write_manifold(vae2_task.decoder, 12, os.path.join(FIGURES, "generative_vae_manifold.png"), pad=1)
 
     lines = [f"Machine: {machine()}. Command: `{command()}`.", "",

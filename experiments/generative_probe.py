@@ -65,8 +65,9 @@ def main():
         lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in row) + " |")
     raw, ae = table["raw pixels"], table[f"ae codes ({args.latent}-D)"]
     better = [n for n, (r, a) in zip(args.labels, zip(raw, ae)) if a[0] > r[0]]
-    lines += ["", f"The autoencoder's codes beat raw pixels (mean accuracy) at n = {', '.join(map(str, better)) or 'none'}"
-              f"; raw pixels win at n = {', '.join(str(n) for n in args.labels if n not in better) or 'none'}."]
+    worse = [n for n in args.labels if n not in better]
+    lines += ["", f"The autoencoder's codes beat raw pixels (mean accuracy) at n = "
+              f"{', '.join(map(str, better)) or 'none'}; raw pixels win at n = {', '.join(map(str, worse)) or 'none'}."]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

@@ -31,6 +31,7 @@ SHARED_HELP = {
     "batch_size": "images per step (gan: 128 real and as many generated; ae, vae, pixelcnn: 64)",
     "data": "images: digits (embedded 8x8), digits28 (resized to 28x28), npz:PATH, folder:PATH or a tfds name "
             "(gan: digits28; ae, vae, pixelcnn: digits)",
+    "lr": "Adam learning rate (gan: of both players, the course's 1e-3)",
     "filters": "ae/vae: filters of the first conv (32); pixelcnn: feature maps of every masked conv (64)",
 }
 

@@ -25,7 +25,7 @@ from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.generative import vae
-from cs231n_tf.generative.common import DATA, MODEL, RUN, LikelihoodRunConfig, SampleGridHook, bits_per_dim
+from cs231n_tf.generative.common import DATA, MODEL, LikelihoodRunConfig, SampleGridHook, bits_per_dim
 from cs231n_tf.generative.data import load_images, quantize, to_unit
 from cs231n_tf.generative.neighbours import write_neighbour_grid
 from cs231n_tf.generative.task import write_grid

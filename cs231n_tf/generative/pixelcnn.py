@@ -218,7 +218,9 @@ class PixelCNNTask(Task):
         return tf.data.Dataset.from_tensor_slices(self.x_train[order]).batch(b, drop_remainder=True)
 
     def eval_dataset(self, split):
-        return tf.data.Dataset.from_tensor_slices(self.x_test).batch(self.config.batch_size) if split == "test" else None
+        if split != "test":
+            return None
+        return tf.data.Dataset.from_tensor_slices(self.x_test).batch(self.config.batch_size)
 
     def build(self, ctx):
         with precision(self.config.mixed_precision):

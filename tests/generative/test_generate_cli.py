@@ -45,7 +45,8 @@ def test_vae_and_pixelcnn_train_resume_sample_and_forward(tmp_path, capsys):
     from cs231n_tf import cli
 
     vae, pix = str(tmp_path / "vae"), str(tmp_path / "pix")
-    assert cli.main(["generate", "train", "--model", "vae", *TINY, "--latent-dim", "2", "--binarize", "--out", vae]) == 0
+    assert cli.main(["generate", "train", "--model", "vae", *TINY, "--latent-dim", "2", "--binarize",
+                     "--out", vae]) == 0
     assert "test_bits_per_dim=" in capsys.readouterr().out
     metrics = json.load(open(os.path.join(vae, "metrics.json")))
     assert {"test_neg_elbo_nats", "test_bits_per_dim"} <= set(metrics)

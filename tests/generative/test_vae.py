@@ -79,6 +79,12 @@ def test_interpolation_and_manifold_codes():
                                atol=1e-6)
 
 
+def test_builders_for_the_8x8_and_28x28_digits():
+    for side in (8, 28):
+        encoder, decoder = vae.conv_encoder((side, side, 1), 6), vae.conv_decoder((side, side, 1), 3)
+        assert encoder.output_shape == (None, 6) and decoder.output_shape == (None, side, side, 1)
+
+
 def test_binarised_targets():
     x = np.array([-1.0, -0.01, 0.01, 1.0], np.float32)
     np.testing.assert_array_equal(targets(x, True), [0, 0, 1, 1])
