@@ -145,3 +145,16 @@ def test_task_resume_metrics_samples_and_export(tmp_path, small):
         from cs231n_tf.generative.autoencoder import load_models
 
         load_models(full)
+
+
+def test_mixed_precision_and_strategies_come_from_the_engine(small):
+    from cs231n_tf.generative import autoencoder
+
+    result = train(tiny(max_steps=2, mixed_precision="mixed_float16"), images=small, log=quiet, progress=False)
+    assert isinstance(result.task.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert result.task.model.get_layer("masked_a").compute_dtype == "float16"
+    assert np.isfinite(result.metrics["test_bits_per_dim"])
+    vae_config = autoencoder.AutoencoderConfig(max_steps=2, batch_size=32, filters=4, hidden=8, latent_dim=2,
+                                               strategy="mirrored", log_every=10 ** 6)
+    result = autoencoder.train(vae_config, images=small, log=quiet, progress=False)
+    assert result.metrics["replicas"] == 2 and np.isfinite(result.metrics["test_bits_per_dim"])
