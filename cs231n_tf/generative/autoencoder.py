@@ -151,7 +151,8 @@ class AutoencoderTask(Task):
         ctx.minimize(tape, loss, variables, self.optimizer)
         self.loss_metric.update_state(rec + kl)
         self.rec_metric.update_state(rec)
-        self.kl_metric.update_state(kl)
+        if self.config.model == "vae":
+            self.kl_metric.update_state(kl)
         return {"loss": loss}
 
     def eval_step(self, batch, ctx):

@@ -2,8 +2,8 @@
 
 A model that memorised its training set would produce samples whose nearest training image (in
 pixel space, Euclidean) is the sample itself; a grid with each sample beside its ``k`` nearest
-training images shows at a glance whether samples are new (lecture 13; the same figure as
-Goodfellow et al. 2014, figure 2, and Radford et al. 2016's memorisation check).
+training images shows at a glance whether samples are new (lecture 13; the nearest-neighbour
+column of Goodfellow et al. 2014, figure 2).
 """
 
 import numpy as np

@@ -114,10 +114,12 @@ def nll_nats(logits, images):
     return tf.reduce_sum(tf.reshape(ce, [tf.shape(ce)[0], -1]), axis=-1)
 
 
-def bits_per_dim_per_image(model, images):
+def bits_per_dim_per_image(model, images, batch_size=128):
     """Exact ``-log2 p(x) / (H W C)`` of each image (``[n, H, W, C]`` integer levels) under ``model``."""
     images = np.asarray(images)
-    nats = nll_nats(model(images.astype(np.float32), training=False), images).numpy()
+    nats = np.concatenate([
+        nll_nats(model(images[i:i + batch_size].astype(np.float32), training=False), images[i:i + batch_size]).numpy()
+        for i in range(0, len(images), batch_size)])
     return nats / (np.prod(images.shape[1:]) * math.log(2.0))
 
 
