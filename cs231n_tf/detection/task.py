@@ -107,6 +107,12 @@ class DetectionConfig(EngineConfig):
         validation.one_of("strategy", self.strategy, STRATEGIES)
         validation.one_of("model", self.model, MODELS)
         validation.one_of("backbone_weights", self.backbone_weights, BACKBONE_WEIGHTS)
+        from cs231n_tf.models.registry import get_spec, pretrained_spec
+
+        if self.backbone_weights:
+            pretrained_spec(self.backbone, self.backbone_weights)
+        else:
+            get_spec(self.backbone)
         validation.one_of("box_loss", self.box_loss, ssdlib.BOX_LOSSES)
         for name in ("image_size", "train_images", "validation_images", "test_images", "fpn_filters",
                      "max_detections"):

@@ -118,6 +118,10 @@ def test_bad_configs_and_runs(tmp_path, tiny):
         tiny(dataset="voc").validate()
     with pytest.raises(ConfigError, match="augment"):
         tiny(augment="flip,rotate").validate()
+    with pytest.raises(ConfigError, match="unknown model 'resnet9'"):
+        tiny(backbone="resnet9").validate()
+    with pytest.raises(ConfigError, match="has no pretrained weights"):
+        tiny(backbone="resnet18", backbone_weights="imagenet").validate()
     with pytest.raises(ConfigError, match="no feature map at stride"):
         dettask.build_model(tiny(backbone="small_convnet"), 3)
     other = tmp_path / "seg"
