@@ -216,13 +216,17 @@ class LocalizationData:
                                 None if self.keypoints is None else self.keypoints[index], self.class_names,
                                 self.keypoint_names, self.source)
 
-    def batch(self, index=slice(None)):
-        """``{"images" (unit scale), "classes", "boxes"[, "keypoints"]}`` of ``index``."""
-        out = {"images": self.images[index].astype(np.float32) / 255.0, "classes": self.classes[index],
-               "boxes": self.boxes[index]}
+    def arrays(self, index=slice(None)):
+        """``{"images" (uint8), "classes", "boxes"[, "keypoints"]}`` of ``index``."""
+        out = {"images": self.images[index], "classes": self.classes[index], "boxes": self.boxes[index]}
         if self.keypoints is not None:
             out["keypoints"] = self.keypoints[index]
         return out
+
+    def batch(self, index=slice(None)):
+        """:meth:`arrays` with unit-scale float32 images: what the network and the losses take."""
+        out = self.arrays(index)
+        return {**out, "images": out["images"].astype(np.float32) / 255.0}
 
 
 def parse_dataset(spec):
@@ -306,9 +310,9 @@ class LocalizationConfig(EngineConfig):
     deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
     dataset: str = _flag("shapes", "shapes (embedded: one shape per image) or coco:ANN.json:IMAGE_DIR (reduced to "
                          "the largest object per image)", group=_DATA, metavar="SPEC")
-    image_size: int = _flag(64, "images are generated (shapes) or resized (coco) to this square size",
+    image_size: int = _flag(32, "images are generated (shapes) or resized (coco) to this square size",
                             kind="positive_int", group=_DATA)
-    train_images: int = _flag(1024, "shapes: training images", kind="positive_int", group=_DATA)
+    train_images: int = _flag(2048, "shapes: training images", kind="positive_int", group=_DATA)
     validation_images: int = _flag(128, "shapes: validation images", kind="positive_int", group=_DATA)
     test_images: int = _flag(256, "shapes: test images", kind="positive_int", group=_DATA)
     validation_fraction: float = _flag(0.1, "coco: share of the images held out for validation",
@@ -329,7 +333,7 @@ class LocalizationConfig(EngineConfig):
     box_weight: float = _flag(1.0, "weight of the box loss in class loss + box_weight * box loss",
                               kind="non_negative_float", group=_MODEL)
     keypoint_weight: float = _flag(1.0, "weight of the keypoint loss", kind="non_negative_float", group=_MODEL)
-    lr: float = _flag(1e-3, "Adam learning rate", kind="positive_float")
+    lr: float = _flag(2e-3, "Adam learning rate", kind="positive_float")
 
     def validate(self):
         EngineConfig.validate(self)
@@ -389,9 +393,15 @@ def build_model(config, num_classes, num_keypoints, mixed_precision=None):
                                 head_channels=config.head_channels, hidden=config.hidden)
 
 
-def dataset_of(data, batch_size):
-    """Batches of ``data`` (:meth:`LocalizationData.batch` dicts), in order."""
-    return tf.data.Dataset.from_tensor_slices(data.batch()).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def _to_unit(example):
+    return {**example, "images": tf.cast(example["images"], tf.float32) / 255.0}
+
+
+def dataset_of(data, batch_size, index=slice(None), drop_remainder=False):
+    """Batches of ``data[index]`` as :meth:`LocalizationData.batch` dicts (images stay uint8 until mapped)."""
+    return tf.data.Dataset.from_tensor_slices(data.arrays(index)).map(
+        _to_unit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
+        batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 METRICS = ("class_loss", "box_loss", "accuracy", "mean_iou", "localization_accuracy")
@@ -443,8 +453,7 @@ class LocalizationTask(Task):
         b = self.config.batch_size
         n = self.steps_per_epoch() * b
         order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train))[:n]
-        batch = self.train.batch(order[skip_batches * b:])
-        return tf.data.Dataset.from_tensor_slices(batch).batch(b, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return dataset_of(self.train, b, order[skip_batches * b:], drop_remainder=True)
 
     def eval_dataset(self, split):
         data = {"validation": self.validation, "test": self.test, "train": self.train}.get(split)
