@@ -11,9 +11,11 @@ Speed: one image per call, interleaved rounds (Keras ``tf.function`` of the same
 graph vs the LiteRT interpreter), median wall time, as images per second.
 
     python experiments/detection_synthetic.py [--steps 600] [--repeats 50]
+        [--backbone efficientnet_lite0 --backbone-weights imagenet]
 
-Writes its section of experiments/RESULTS.md and experiments/figures/detection_synthetic.png
-(test scenes with the Keras model's detections scoring >= 0.3).
+Writes its section of experiments/RESULTS.md (one per backbone) and
+experiments/figures/detection_synthetic[_BACKBONE].png (test scenes with the Keras model's
+detections scoring >= 0.3).
 """
 
 import argparse
@@ -36,7 +38,7 @@ from cs231n_tf.detection.predict import draw_detections  # noqa: E402
 from cs231n_tf.export.exporter import TFLiteRunner  # noqa: E402
 from cs231n_tf.fileio import atomic_write_bytes  # noqa: E402
 
-FIGURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures", "detection_synthetic.png")
+FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
 
 
 def figure(module, test, names, path, count=8, min_score=0.3):
@@ -57,9 +59,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--backbone", default=dettask.DetectionConfig.backbone)
+    parser.add_argument("--backbone-weights", default=None, choices=["imagenet"])
     parser.add_argument("--results", default=RESULTS)
     args = parser.parse_args()
-    config = dettask.DetectionConfig(epochs=10 ** 6, max_steps=args.steps, steps_per_execution=8, log_every=10 ** 6)
+    config = dettask.DetectionConfig(epochs=10 ** 6, max_steps=args.steps, steps_per_execution=8, log_every=10 ** 6,
+                                     backbone=args.backbone, backbone_weights=args.backbone_weights)
+    default = args.backbone == dettask.DetectionConfig.backbone and not args.backbone_weights
+    suffix = "" if default else f"_{args.backbone}_{args.backbone_weights or 'random'}"
+    figure_name = f"detection_synthetic{suffix}.png"
     with tempfile.TemporaryDirectory() as tmp:
         run = os.path.join(tmp, "run")
         start = time.perf_counter()
@@ -70,7 +78,7 @@ def main():
         model, _, names = dettask.load_model(run)
         module = dettask.DetectionServing(model, config, dettask.anchors_of(config))
         test = dettask.load_splits(config)[2]
-        figure(module, test, names, FIGURE)
+        figure(module, test, names, os.path.join(FIGURES, figure_name))
         image = test.images[0][None].astype(np.float32) / 255.0
         threads = os.cpu_count()
         runners = {q: TFLiteRunner(model_path=reports[q]["path"], num_threads=threads) for q in reports}
@@ -88,7 +96,7 @@ def main():
              reports["none"]["AP75"], reports["none"]["AR100"], speed["tflite_float"], sizes["none"]),
             ("TFLite int8 (full-integer network, float NMS)", reports["int8"]["AP"], reports["int8"]["AP50"],
              reports["int8"]["AP75"], reports["int8"]["AR100"], speed["tflite_int8"], sizes["int8"])]
-    body = [f"SSD (resnet18 backbone cut at strides 8/16/32, 64-channel FPN, RetinaNet heads, focal loss + smooth-L1, "
+    body = [f"SSD ({args.backbone} backbone ({args.backbone_weights or 'random'} weights) cut at strides 8/16/32, 64-channel FPN, RetinaNet heads, focal loss + smooth-L1, "
             f"Adam 1e-3, flip + scale augmentation) trained {m['steps']} steps of batch {config.batch_size} "
             f"({train_seconds:.0f} s) on {config.train_images} embedded shape scenes of {config.image_size}x"
             f"{config.image_size} (3 classes, 2-5 occluding objects, all COCO-'small'); pycocotools on "
@@ -102,11 +110,12 @@ def main():
                     f"{ips / speed['keras']:.2f}x | {'-' if size is None else f'{size:.1f}'} |")
     body += ["", f"Keras AP with the TFLite graph's post-processing: {reports['none']['keras_AP']:.3f} (float export "
              f"{reports['none']['AP']:.3f}, int8 {reports['int8']['AP']:.3f}).", "",
-             "![test scenes with detections](figures/detection_synthetic.png)"]
+             f"![test scenes with detections](figures/{figure_name})"]
     text = "\n".join(body)
     print(text)
-    write_section(args.results, "detection_synthetic", text,
-                  heading="Object detection: single-shot detector on the shape scenes (lecture 11)")
+    write_section(args.results, f"detection_synthetic{suffix}", text,
+                  heading=f"Object detection: single-shot detector ({args.backbone}, {args.backbone_weights or 'random'} "
+                          "weights) on the shape scenes (lecture 11)")
 
 
 if __name__ == "__main__":
