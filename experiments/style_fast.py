@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--crops", type=int, default=16)
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--residual-blocks", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the fast network")
     parser.add_argument("--steps", type=int, default=100, help="Adam steps of the optimisation method")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--results", default=RESULTS)
@@ -47,7 +48,8 @@ def main():
 
     size = args.image_size
     config = fast_style.FastStyleConfig(style="photo:coffee", image_size=size, crops=args.crops, epochs=args.epochs,
-                                        filters=args.filters, residual_blocks=args.residual_blocks, log_every=10)
+                                        filters=args.filters, residual_blocks=args.residual_blocks, lr=args.lr,
+                                        log_every=10)
     with tempfile.TemporaryDirectory() as tmp:
         run = os.path.join(tmp, "run")
         started = time.perf_counter()
@@ -110,7 +112,7 @@ def main():
             f"Fast network: Johnson et al.'s transformation network ({args.filters} filters, {args.residual_blocks} "
             f"residual blocks, instance norm; {sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} "
             f"parameters) trained on the engine against `coffee` for {result.metrics['steps']} steps (batch "
-            f"{config.batch_size}, Adam 1e-3) on {args.crops} random {size}x{size} crops of each shipped photo, "
+            f"{config.batch_size}, Adam {args.lr:g}) on {args.crops} random {size}x{size} crops of each shipped photo, "
             f"perceptual losses on EfficientNet-Lite0 (content weight 1e-2, style weight 1 per layer, TV 1e-3); "
             f"training took {train_seconds:.0f} s, the per-image training loss fell "
             f"{first['train_loss']:.0f} -> {last['train_loss']:.0f} over {len(history)} epochs. Exported to TFLite "
