@@ -14,11 +14,12 @@ TASKS = {
     "segmentation": "cs231n_tf.segmentation.task:SegmentationTask",
     "caption": "cs231n_tf.sequence.captioner:CaptionTask",
     "gan": "cs231n_tf.generative.task:GANTask",
+    "ram": "cs231n_tf.rl.ram:RAMTask",
     "fast_style": "cs231n_tf.visualize.fast_style:FastStyleTask",
     "autoencoder": "cs231n_tf.generative.autoencoder:AutoencoderTask",
     "pixelcnn": "cs231n_tf.generative.pixelcnn:PixelCNNTask",
-    "localization": "cs231n_tf.detection.localization:LocalizationTask",
     "detection": "cs231n_tf.detection.task:DetectionTask",
+    "localization": "cs231n_tf.detection.localization:LocalizationTask",
 }
 
 
