@@ -36,7 +36,8 @@ from cs231n_tf.engine.context import StepContext
 from cs231n_tf.engine.reporter import Reporter
 from cs231n_tf.engine.state import CHECKPOINT_DIR, CheckpointKeeper, RunState, check_finite
 from cs231n_tf.errors import ConfigError, RunDirError
-from cs231n_tf.train.strategies import is_chief, make_strategy, worker_id
+from cs231n_tf.train.config import _flag
+from cs231n_tf.train.strategies import STRATEGIES, is_chief, make_strategy, worker_id
 
 MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
 
@@ -79,6 +80,31 @@ class EngineConfig:
             raise ConfigError(f"mixed_precision must be one of mixed_float16, mixed_bfloat16 (or none), "
                               f"got {self.mixed_precision!r}")
         return self
+
+
+_PERF, _RUN = "performance and devices", "run directory and checkpoints"
+
+
+@dataclasses.dataclass
+class EngineFlags(EngineConfig):
+    """:class:`EngineConfig`'s fields with their command-line flags (see :mod:`cs231n_tf.cli.args`).
+
+    A task's config extends it and re-declares a field only to change its default or its help.
+    """
+
+    epochs: int = _flag(1, "passes over the training data", kind="positive_int")
+    batch_size: int = _flag(64, "global batch size, split over replicas", kind="positive_int", group="model and data")
+    seed: int = _flag(0, "random seed", kind="non_negative_int")
+    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
+    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=_PERF)
+    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=_PERF)
+    mixed_precision: str = _flag(None, "mixed precision policy", choices=MIXED_PRECISION, group=_PERF)
+    strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=_PERF)
+    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at epoch ends only)", kind="non_negative_int",
+                                  group=_RUN)
+    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=_RUN)
+    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int", group=_RUN)
+    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
 
 
 @dataclasses.dataclass

@@ -11,14 +11,13 @@ import os
 
 from cs231n_tf import validation
 from cs231n_tf.engine import Hook, rundir
-from cs231n_tf.engine.loop import MIXED_PRECISION, EngineConfig
+from cs231n_tf.engine.loop import EngineConfig, EngineFlags
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.generative.task import write_grid
 from cs231n_tf.train.config import _flag
-from cs231n_tf.train.strategies import STRATEGIES
 
 SAMPLES_DIR = "samples"
-DATA, MODEL, PERF, RUN = "model and data", "model", "performance and devices", "run directory and checkpoints"
+DATA, MODEL, RUN = "model and data", "model", "run directory and checkpoints"
 
 
 def bits_per_dim(nats, dims):
@@ -27,22 +26,12 @@ def bits_per_dim(nats, dims):
 
 
 @dataclasses.dataclass
-class LikelihoodRunConfig(EngineConfig):
+class LikelihoodRunConfig(EngineFlags):
     """Engine settings, data, learning rate and sample grids of a likelihood-based generative run."""
 
     epochs: int = _flag(20, "passes over the training images", kind="positive_int")
     batch_size: int = _flag(64, "images per step", kind="positive_int", group=DATA)
     seed: int = _flag(0, "seed of the weights, the data order and the noise", kind="non_negative_int")
-    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
-    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=PERF)
-    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=PERF)
-    mixed_precision: str = _flag(None, "mixed precision policy", choices=MIXED_PRECISION, group=PERF)
-    strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=PERF)
-    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at epoch ends only)",
-                                  kind="non_negative_int", group=RUN)
-    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=RUN)
-    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int", group=RUN)
-    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=PERF)
     data: str = _flag("digits", "images: digits (embedded 8x8), digits28 (resized to 28x28), npz:PATH, "
                       "folder:PATH or a tfds name", group=DATA)
     lr: float = _flag(1e-3, "Adam learning rate", kind="positive_float")

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from cs231n_tf import validation
 from cs231n_tf.engine import Hook, rundir
-from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
+from cs231n_tf.engine.loop import Engine, EngineConfig, EngineFlags
 from cs231n_tf.engine.state import CHECKPOINT_DIR, restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError, RunDirError
@@ -32,33 +32,22 @@ from cs231n_tf.fileio import atomic_write_bytes
 from cs231n_tf.generative import gan, losses
 from cs231n_tf.generative.data import load_images
 from cs231n_tf.train.config import _flag
-from cs231n_tf.train.strategies import STRATEGIES
 
 NAME = "gan"
 LOSSES = ("gan", "lsgan", "wgan_gp")
 MODELS = ("fc", "dc", "dcgan")
 SAMPLES_DIR = "samples"
 
-_DATA, _MODEL, _PERF, _RUN = "model and data", "model", "performance and devices", "run directory and checkpoints"
+_DATA, _MODEL, _RUN = "model and data", "model", "run directory and checkpoints"
 
 
 @dataclasses.dataclass
-class GANConfig(EngineConfig):
+class GANConfig(EngineFlags):
     """Everything that determines a GAN run (saved in the run's ``config.json``)."""
 
     epochs: int = _flag(10, "passes over the training images", kind="positive_int")
     batch_size: int = _flag(128, "real images per step (and as many generated)", kind="positive_int", group=_DATA)
     seed: int = _flag(0, "seed of the weights, the data order and the noise", kind="non_negative_int")
-    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
-    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=_PERF)
-    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=_PERF)
-    mixed_precision: str = _flag(None, "mixed precision policy", choices=MIXED_PRECISION, group=_PERF)
-    strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=_PERF)
-    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at epoch ends only)",
-                                  kind="non_negative_int", group=_RUN)
-    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=_RUN)
-    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int", group=_RUN)
-    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
     data: str = _flag("digits28", "images: digits28 (embedded digits resized to 28x28), digits (8x8), npz:PATH, "
                       "folder:PATH or a tfds name", group=_DATA)
     model: str = _flag("fc", "fc/dc: the course's 28x28 networks; dcgan: Radford et al. for the data's size",

@@ -28,14 +28,13 @@ import tensorflow as tf
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.context import precision
-from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
+from cs231n_tf.engine.loop import Engine, EngineConfig, EngineFlags
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.train.config import _flag
-from cs231n_tf.train.strategies import STRATEGIES
 
 NAME = "ram"
-_DATA, _MODEL, _PERF, _RUN = "data", "model", "performance and devices", "run directory and checkpoints"
+_DATA, _MODEL = "model and data", "model"
 
 
 def cluttered_digits(images, labels, num, canvas=32, digit_size=16, clutter=4, seed=0):
@@ -171,22 +170,12 @@ def ram_losses(logits, log_probs, baselines, labels, reinforce_weight=1.0):
 
 
 @dataclasses.dataclass
-class RAMConfig(EngineConfig):
+class RAMConfig(EngineFlags):
     """Everything that determines a recurrent-attention run (saved in the run's ``config.json``)."""
 
     epochs: int = _flag(30, "passes over the training canvases", kind="positive_int")
     batch_size: int = _flag(64, "canvases per step", kind="positive_int", group=_DATA)
     seed: int = _flag(0, "seed of the weights, the data order and the glimpse noise", kind="non_negative_int")
-    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
-    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=_PERF)
-    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=_PERF)
-    mixed_precision: str = _flag(None, "mixed precision policy", choices=MIXED_PRECISION, group=_PERF)
-    strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=_PERF)
-    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at epoch ends only)",
-                                  kind="non_negative_int", group=_RUN)
-    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=_RUN)
-    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int", group=_RUN)
-    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
     canvas: int = _flag(32, "side of the cluttered canvas in pixels", kind="positive_int", group=_DATA)
     digit_size: int = _flag(16, "side of the digit on the canvas (a multiple of 8)", kind="positive_int", group=_DATA)
     clutter: int = _flag(4, "clutter pieces per canvas", kind="non_negative_int", group=_DATA)
