@@ -34,7 +34,7 @@ from cs231n_tf.detection.boxes import decode, encode, iou
 from cs231n_tf.detection.losses import smooth_l1
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.context import precision
-from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
+from cs231n_tf.engine.loop import Engine, EngineConfig, EngineFlags
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError, DataError
@@ -49,7 +49,7 @@ PCK_ALPHA = 0.2
 # The anchor of the box regression: the whole image, in normalised [ymin, xmin, ymax, xmax].
 IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
 KEYPOINT_SCALE = 0.1
-_DATA, _MODEL, _PERF, _RUN = "model and data", "model", "performance and devices", "run directory and checkpoints"
+_DATA, _MODEL, _PERF = "model and data", "model", "performance and devices"
 
 
 # ---- box and keypoint codes, losses -------------------------------------------------------------
@@ -291,23 +291,13 @@ def load_dataset(spec, image_size=64, num_images=256, seed=0):
 
 
 @dataclasses.dataclass
-class LocalizationConfig(EngineConfig):
+class LocalizationConfig(EngineFlags):
     """Everything that determines a classification + localization run (saved in ``config.json``)."""
 
     epochs: int = _flag(10, "passes over the training images", kind="positive_int")
     batch_size: int = _flag(32, "global batch size, split over replicas", kind="positive_int", group=_DATA)
     seed: int = _flag(0, "random seed of the weights and the batch order", kind="non_negative_int")
-    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
-    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=_PERF)
-    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=_PERF)
-    mixed_precision: str = _flag(None, "mixed precision policy (float16 uses dynamic loss scaling)",
-                                 choices=MIXED_PRECISION, group=_PERF)
     strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=_PERF)
-    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at the end of each epoch only)",
-                                  kind="non_negative_int", group=_RUN)
-    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=_RUN)
-    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int", group=_RUN)
-    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
     dataset: str = _flag("shapes", "shapes (embedded: one shape per image) or coco:ANN.json:IMAGE_DIR (reduced to "
                          "the largest object per image)", group=_DATA, metavar="SPEC")
     image_size: int = _flag(32, "images are generated (shapes) or resized (coco) to this square size",

@@ -34,7 +34,7 @@ from cs231n_tf.detection.augment import augment_detection, parse_augment
 from cs231n_tf.detection.metrics import coco_evaluate
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.context import precision
-from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
+from cs231n_tf.engine.loop import Engine, EngineConfig, EngineFlags
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError, DataError
@@ -45,27 +45,17 @@ MODELS = ("ssd",)
 BACKBONE_WEIGHTS = (None, "imagenet")
 STRATEGIES = ("default", "one_device", "mirrored")
 DETECTION_KEYS = ("boxes", "classes", "scores", "num_detections")
-_DATA, _MODEL, _PERF, _RUN = "model and data", "model", "performance and devices", "run directory and checkpoints"
+_DATA, _MODEL, _PERF = "model and data", "model", "performance and devices"
 
 
 @dataclasses.dataclass
-class DetectionConfig(EngineConfig):
+class DetectionConfig(EngineFlags):
     """Everything that determines a detection run (saved in the run's ``config.json``)."""
 
     epochs: int = _flag(20, "passes over the training images", kind="positive_int")
     batch_size: int = _flag(16, "global batch size, split over replicas", kind="positive_int", group=_DATA)
     seed: int = _flag(0, "random seed of the weights, the batch order and the augmentation", kind="non_negative_int")
-    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
-    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=_PERF)
-    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=_PERF)
-    mixed_precision: str = _flag(None, "mixed precision policy (float16 uses dynamic loss scaling)",
-                                 choices=MIXED_PRECISION, group=_PERF)
     strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=_PERF)
-    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at the end of each epoch only)",
-                                  kind="non_negative_int", group=_RUN)
-    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=_RUN)
-    log_every: int = _flag(50, "TensorBoard scalars every N steps", kind="positive_int", group=_RUN)
-    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
     dataset: str = _flag("shapes", f"shapes (embedded synthetic scenes) or {detdata.DETECTION_SPEC}", group=_DATA,
                          metavar="SPEC")
     image_size: int = _flag(64, "images are generated (shapes) or resized (coco) to this square size",

@@ -25,40 +25,29 @@ import tensorflow as tf
 from cs231n_tf import validation
 from cs231n_tf.engine import rundir
 from cs231n_tf.engine.context import precision
-from cs231n_tf.engine.loop import MIXED_PRECISION, Engine, EngineConfig
+from cs231n_tf.engine.loop import Engine, EngineConfig, EngineFlags
 from cs231n_tf.engine.state import restore_checkpoint
 from cs231n_tf.engine.task import Task
 from cs231n_tf.errors import ConfigError
 from cs231n_tf.train.config import _flag
-from cs231n_tf.train.strategies import STRATEGIES
 from cs231n_tf.visualize.style import content_loss, feature_extractor, gram_matrix, load_network, style_loss, tv_loss
 
 NAME = "fast_style"
 PHOTO_CROPS = "photos"
 QUANTIZE = ("none", "float16", "dynamic")
 
-_DATA, _MODEL, _LOSS, _PERF, _RUN = ("images", "model", "perceptual losses", "performance and devices",
-                                     "run directory and checkpoints")
+_DATA, _MODEL, _LOSS, _RUN = "images", "model", "perceptual losses", "run directory and checkpoints"
 
 
 @dataclasses.dataclass
-class FastStyleConfig(EngineConfig):
+class FastStyleConfig(EngineFlags):
     """Everything that determines a fast-style run (saved in the run's ``config.json``)."""
 
     epochs: int = _flag(4, "passes over the content images", kind="positive_int")
     batch_size: int = _flag(4, "content images per step", kind="positive_int", group=_DATA)
     seed: int = _flag(0, "seed of the weights, the crops and the data order", kind="non_negative_int")
-    max_steps: int = _flag(None, "stop after this many steps (resumable)", kind="positive_int")
-    steps_per_execution: int = _flag(1, "train steps per tf.function call", kind="positive_int", group=_PERF)
-    xla: bool = _flag(False, "compile the train step with XLA (jit_compile)", kind="bool", group=_PERF)
-    mixed_precision: str = _flag(None, "mixed precision policy of the transformation network",
-                                 choices=MIXED_PRECISION, group=_PERF)
-    strategy: str = _flag("default", "tf.distribute strategy", choices=STRATEGIES, group=_PERF)
-    checkpoint_every: int = _flag(0, "also checkpoint every N steps (0: at epoch ends only)",
-                                  kind="non_negative_int", group=_RUN)
-    keep_checkpoints: int = _flag(3, "checkpoints kept", kind="positive_int", group=_RUN)
-    log_every: int = _flag(10, "TensorBoard scalars every N steps", kind="positive_int", group=_RUN)
-    deterministic: bool = _flag(False, "enable TensorFlow op determinism", kind="bool", group=_PERF)
+    log_every: int = _flag(10, "TensorBoard scalars every N steps", kind="positive_int",
+                           group=_RUN)
     style: str = _flag(None, "the style image: a file path or photo:NAME", group=_DATA)
     content: str = _flag(PHOTO_CROPS, "content images: photos (random crops of the shipped photos) or folder:PATH",
                          group=_DATA)
